@@ -1,0 +1,1 @@
+//! Quantization formats: see the crate header.

@@ -1,0 +1,1 @@
+//! Dot-product kernels and run-time dispatch: see the crate header.
