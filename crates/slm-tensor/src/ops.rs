@@ -1,1 +1,67 @@
-//! (being built)
+//! Float ops that models are built from, each a plain function over row-major `f32` slices:
+//! RMSNorm (`norm`), RoPE in NEOX and normal styles (`rope`), softmax with optional soft-capping
+//! (`softmax`), GELU/SiLU and the gated GeGLU/SwiGLU products (`activation`), single-query
+//! attention over a run of cached keys (`attention`) and embedding-row lookup from quantized
+//! tables (`embed`). Every op has a test against a naive f64 implementation in
+//! `tests/ops.rs`. Threading is the caller's business: these run on one thread over the slices
+//! they are given.
+
+pub mod activation;
+pub mod attention;
+pub mod embed;
+pub mod norm;
+pub mod rope;
+pub mod softmax;
+
+pub use activation::{gelu_tanh, geglu, silu, swiglu};
+pub use attention::{attend, KvRows};
+pub use embed::get_rows;
+pub use norm::{rms_norm, rms_norm_rows};
+pub use rope::{RopeParams, RopeStyle};
+pub use softmax::{softcap, softmax};
+
+/// `sum(a[i] * b[i])` accumulated in `f32` lanes of 8 (the compiler vectorizes this shape).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let mut acc = [0.0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
+/// `y[i] += a * x[i]`.
+#[inline]
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// `x[i] *= s`.
+#[inline]
+pub fn scale(x: &mut [f32], s: f32) {
+    for v in x {
+        *v *= s;
+    }
+}
+
+/// `y[i] += x[i]`.
+#[inline]
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += xi;
+    }
+}
