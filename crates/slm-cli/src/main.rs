@@ -23,12 +23,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Show(cmd::show::ShowArgs),
+    Run(cmd::run::RunArgs),
+    Chat(cmd::chat::ChatArgs),
+    Perplexity(cmd::perplexity::PerplexityArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Show(args) => cmd::show::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
+        Command::Chat(args) => cmd::chat::run(&args),
+        Command::Perplexity(args) => cmd::perplexity::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

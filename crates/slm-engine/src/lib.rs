@@ -1,6 +1,14 @@
 //! The engine: a worker thread that owns the model and KV cache and serves requests over a
-//! handle, the batch scheduler, the sampling chain (`sampling`), and the model summary with its
-//! memory plan (`info`).
+//! handle (`engine`), the model seam it drives (`model`), the sampling chain (`sampling`), and
+//! the model summary with its memory plan (`info`).
 
+pub mod engine;
 pub mod info;
+pub mod model;
 pub mod sampling;
+
+pub use engine::{
+    Done, Engine, EngineConfig, EngineError, EngineHandle, Event, FinishReason, GenerateRequest,
+    Generation,
+};
+pub use model::{BatchToken, Detokenizer, ModelRunner, StepModel};

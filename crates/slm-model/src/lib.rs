@@ -1,1 +1,31 @@
-//! (being built: see ARCHITECTURE.md)
+//! Model architectures and their forward pass over a batch of tokens from many sequences.
+//!
+//! - [`arch`]: the [`Architecture`] trait, the registry (one line per architecture) and
+//!   [`Model`], which loads a GGUF file and runs batches.
+//! - [`gemma3`]: Gemma 3, one file (its header lists its deviations from Llama).
+//! - [`layers`]: shared blocks (threads, quantized linear, multi-sequence attention, gated FFN).
+//! - [`batch`], [`kv_cache`]: the batch (token, position, sequence, logits wanted) and the
+//!   multi-sequence KV cache with sliding-window trimming.
+//! - [`config`]: hyperparameters from `{arch}.*` keys, sanity-checked.
+//! - [`trace`]: named activations for layer-by-layer diffs.
+//! - [`eval`]: llama.cpp-style perplexity and greedy decoding.
+
+#![forbid(unsafe_code)]
+
+pub mod arch;
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod eval;
+pub mod gemma3;
+pub mod kv_cache;
+pub mod layers;
+pub mod trace;
+pub mod weights;
+
+pub use arch::{Architecture, ForwardCtx, Model, REGISTRY};
+pub use batch::{argmax, Batch, BatchToken, Logits, SeqId};
+pub use config::HParams;
+pub use error::{ModelError, Result};
+pub use kv_cache::{KvCache, KvSpec};
+pub use trace::{Recorder, Tracer};

@@ -1,3 +1,8 @@
-//! One module per subcommand.
+//! One module per subcommand, plus the flags and loading they share.
 
+pub mod chat;
+pub mod common;
+pub mod load;
+pub mod perplexity;
+pub mod run;
 pub mod show;

@@ -13,6 +13,7 @@ use crate::QuantError;
 
 pub mod float;
 pub mod iq4;
+pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -29,6 +30,7 @@ pub mod search;
 pub mod tq;
 
 pub use iq4::{BlockIQ4_NL, BlockIQ4_XS};
+pub use mxfp4::BlockMXFP4;
 pub use q2_k::BlockQ2_K;
 pub use q3_k::BlockQ3_K;
 pub use q4_0::BlockQ4_0;
@@ -134,6 +136,7 @@ fn dequant_fn(ty: GgmlType) -> Option<DequantFn> {
         T::IQ4_XS => dequantize_bytes::<BlockIQ4_XS>,
         T::TQ1_0 => dequantize_bytes::<BlockTQ1_0>,
         T::TQ2_0 => dequantize_bytes::<BlockTQ2_0>,
+        T::MXFP4 => dequantize_bytes::<BlockMXFP4>,
         _ => return None,
     })
 }
@@ -160,6 +163,7 @@ fn quant_fn(ty: GgmlType) -> Option<QuantFn> {
         T::IQ4_XS => quantize_bytes::<BlockIQ4_XS>,
         T::TQ1_0 => quantize_bytes::<BlockTQ1_0>,
         T::TQ2_0 => quantize_bytes::<BlockTQ2_0>,
+        T::MXFP4 => quantize_bytes::<BlockMXFP4>,
         _ => return None,
     })
 }
@@ -212,6 +216,10 @@ pub fn quantize_row(
     dst: &mut [u8],
     imatrix: Option<&[f32]>,
 ) -> Result<(), QuantError> {
+    if src.is_empty() {
+        quant_fn(ty).ok_or(QuantError::QuantizeUnsupported(ty))?;
+        return check_bytes(ty, 0, dst.len());
+    }
     quantize_rows(ty, src, src.len(), dst, imatrix)
 }
 
@@ -225,17 +233,21 @@ pub fn quantize_rows(
     imatrix: Option<&[f32]>,
 ) -> Result<(), QuantError> {
     let f = quant_fn(ty).ok_or(QuantError::QuantizeUnsupported(ty))?;
-    if n_per_row == 0 || !src.len().is_multiple_of(n_per_row) {
+    let block = usize::try_from(ty.block_size()).unwrap_or(usize::MAX);
+    if n_per_row == 0 || !n_per_row.is_multiple_of(block) {
+        return Err(QuantError::NotBlockMultiple {
+            ty,
+            n: n_per_row,
+            block,
+        });
+    }
+    if !src.len().is_multiple_of(n_per_row) {
         return Err(QuantError::RowLength {
             ty,
             n: src.len(),
             n_per_row,
         });
     }
-    check_bytes(ty, n_per_row, 0).or_else(|e| match e {
-        QuantError::ByteLength { .. } => Ok(()),
-        other => Err(other),
-    })?;
     check_bytes(ty, src.len(), dst.len())?;
     if let Some(w) = imatrix {
         if w.len() != n_per_row {

@@ -2,7 +2,8 @@
 //! needs, never the whole table.
 
 use slm_gguf::GgmlType;
-use slm_quant::formats::{dequantize_row, QuantError};
+use slm_quant::formats::dequantize_row;
+use slm_quant::QuantError;
 
 /// Copy rows `ids` of a table (n_rows, n_cols) of type `ty` stored in `data` into `out`
 /// (ids.len(), n_cols). Fails on a row id past the table or a type that cannot be dequantized.

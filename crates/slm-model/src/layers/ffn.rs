@@ -1,0 +1,50 @@
+//! The gated feed-forward block `down(act(gate(x)) * up(x))` with GeGLU (Gemma) or SwiGLU
+//! (Llama, Qwen, Phi-3) activation.
+
+use slm_gguf::GgufFile;
+
+use super::linear::linear;
+use super::par::Threads;
+use crate::error::Result;
+use crate::weights::Weight;
+
+/// The gate activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatedAct {
+    /// `gelu_tanh(gate) * up`
+    GeGlu,
+    /// `silu(gate) * up`
+    SwiGlu,
+}
+
+/// Weights of one gated FFN: gate/up (n_ff, n_embd), down (n_embd, n_ff).
+#[derive(Clone, Debug)]
+pub struct GatedFfn {
+    pub gate: Weight,
+    pub up: Weight,
+    pub down: Weight,
+    pub act: GatedAct,
+}
+
+impl GatedFfn {
+    /// out (n_tokens, n_embd) = ffn(x (n_tokens, n_embd)).
+    pub fn forward(
+        &self,
+        threads: &Threads,
+        file: &GgufFile,
+        x: &[f32],
+        out: &mut [f32],
+    ) -> Result<()> {
+        let n_ff = self.gate.rows;
+        let n_tokens = x.len() / self.gate.cols.max(1);
+        let mut g = vec![0.0f32; n_tokens * n_ff]; // (n_tokens, n_ff)
+        let mut u = vec![0.0f32; n_tokens * n_ff]; // (n_tokens, n_ff)
+        linear(threads, file, &self.gate, x, &mut g)?;
+        linear(threads, file, &self.up, x, &mut u)?;
+        match self.act {
+            GatedAct::GeGlu => slm_tensor::ops::geglu(&mut g, &u),
+            GatedAct::SwiGlu => slm_tensor::ops::swiglu(&mut g, &u),
+        }
+        linear(threads, file, &self.down, &g, out)
+    }
+}

@@ -1,0 +1,41 @@
+//! Named intermediate activations (llama.cpp's `cb(cur, "attn_norm", il)`): an architecture
+//! reports each one to an optional [`Tracer`] so two implementations can be diffed layer by
+//! layer. Names follow llama.cpp's (`inp_scaled`, `attn_norm`, `Qcur_normed`, `kqv_out`,
+//! `attn_post_norm`, `sa_out`, `ffn_out`, `l_out`, `result_norm`, `result_output`).
+
+use std::collections::BTreeMap;
+
+/// Receives activations during a forward pass.
+pub trait Tracer: Send {
+    /// `data` is (data.len() / row_len, row_len), one row per batch token (or per output row
+    /// after the last layer's selection). `layer` is `None` outside the blocks.
+    fn record(&mut self, name: &str, layer: Option<usize>, row_len: usize, data: &[f32]);
+}
+
+/// A tracer that keeps copies of activations whose key (`name` or `name-layer`, as in ggml's
+/// graph dumps) passes a filter.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// Keys to keep; empty keeps everything.
+    pub keep: Vec<String>,
+    /// key -> (row_len, data)
+    pub entries: BTreeMap<String, (usize, Vec<f32>)>,
+}
+
+impl Recorder {
+    pub fn key(name: &str, layer: Option<usize>) -> String {
+        match layer {
+            Some(l) => format!("{name}-{l}"),
+            None => name.to_string(),
+        }
+    }
+}
+
+impl Tracer for Recorder {
+    fn record(&mut self, name: &str, layer: Option<usize>, row_len: usize, data: &[f32]) {
+        let key = Recorder::key(name, layer);
+        if self.keep.is_empty() || self.keep.contains(&key) {
+            self.entries.insert(key, (row_len, data.to_vec()));
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! AVX2 dot products of the 32-element formats: Q4_0, Q5_0, Q8_0, IQ4_NL (with Q8_0) and Q4_1,
+//! Q5_1 (with Q8_1). Each matches the scalar reference of the same name in `scalar.rs` (exact
+//! integer block sums; only the float accumulation order differs). Technique as in llama.cpp's
+//! `ggml-cpu/arch/x86/quants.c`: unpack to 32 bytes, `vpmaddubsw` (u8 x i8 -> i16 pairs),
+//! `vpmaddwd` with ones (-> i32), convert and FMA with the block scale product.
+//!
+//! Safety: the public functions are safe wrappers; they are only placed in the AVX2 dispatch
+//! table, which exists only when the CPU reports AVX2+FMA+F16C, and they check the row lengths
+//! before any raw-pointer read.
+
+use super::check_rows;
+use super::layout::*;
+use std::arch::x86_64::*;
+
+/// f16 at `p` (unaligned) -> f32, in integer registers for normal numbers. Not F16C: LLVM
+/// lowers a one-lane `vcvtph2ps` to `vpinsrw` merging into whatever register it likes (it picked
+/// the accumulator), which chained every block on the previous FMA (3x slower loops).
+#[inline(always)]
+pub(super) unsafe fn ld_f16(p: *const u8) -> f32 {
+    let h = (p as *const u16).read_unaligned();
+    let e = h & 0x7c00;
+    if e != 0 && e != 0x7c00 {
+        let bits = (((h & 0x8000) as u32) << 16) | ((((h & 0x7fff) as u32) + 0x1_c000) << 13);
+        f32::from_bits(bits)
+    } else {
+        super::half::f16_to_f32(h)
+    }
+}
+
+/// f16 at `p` (unaligned) broadcast to 8 f32 lanes (`vpbroadcastw` + `vcvtph2ps`: full-width
+/// writes, so no false dependency on an older register).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn ld_f16x8(p: *const u8) -> __m256 {
+    let h = (p as *const u16).read_unaligned();
+    _mm256_cvtph_ps(_mm_set1_epi16(h as i16))
+}
+
+/// Product of the f16 scales at `x` and `y`, broadcast.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dd(x: *const u8, y: *const u8) -> __m256 {
+    _mm256_mul_ps(ld_f16x8(x), ld_f16x8(y))
+}
+
+/// Horizontal sum of 8 floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn hsum_ps(v: __m256) -> f32 {
+    let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    let h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    _mm_cvtss_f32(h)
+}
+
+/// Horizontal sum of 8 i32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b0100_1110));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b1011_0001));
+    _mm_cvtsi128_si32(s)
+}
+
+/// 16 bytes at `p` -> 32 nibbles: low nibbles in the low 128-bit lane (elements 0..16), high
+/// nibbles in the high lane (elements 16..32).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn nibbles32(p: *const u8) -> __m256i {
+    let t = _mm_loadu_si128(p as *const __m128i);
+    let b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    _mm256_and_si256(b, _mm256_set1_epi8(0x0f))
+}
+
+/// 32 bits -> 32 bytes, 0xff where the bit is set.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn bits_to_bytes(x: u32) -> __m256i {
+    let shuf = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3,
+        3,
+    );
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
+    let m = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(bytes, m), m)
+}
+
+/// Sum of products of 32 u8 (`x`, < 128) and 32 i8 (`y`) as 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot_u8_i8(x: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1))
+}
+
+/// Sum of products of 32 i8 and 32 i8 (neither -128 in `y`) as 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+macro_rules! safe_wrapper {
+    ($name:ident, $inner:ident, $bs:expr, $wb:expr, $ab:expr) => {
+        /// See the module header; matches `scalar::` function of the same name.
+        pub fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_rows(n, w, a, $bs, $wb, $ab);
+            // SAFETY: only reachable through the AVX2 table (CPU features checked at table
+            // construction); `check_rows` proved `w`/`a` hold `nb` whole blocks.
+            unsafe { $inner(nb, w.as_ptr(), a.as_ptr()) }
+        }
+    };
+}
+pub(super) use safe_wrapper;
+
+safe_wrapper!(vec_dot_q4_0_q8_0, q4_0, QK, Q4_0_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let x = w.add(i * Q4_0_BYTES);
+        let y = a.add(i * Q8_0_BYTES);
+        let d = dd(x, y);
+        let qx = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
+        let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+    }
+    hsum_ps(acc)
+}
+
+safe_wrapper!(vec_dot_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = _mm256_setzero_ps();
+    for i in 0..nb {
+        let x = w.add(i * Q4_1_BYTES);
+        let y = a.add(i * Q8_1_BYTES);
+        summs = _mm256_fmadd_ps(ld_f16x8(x.add(2)), ld_f16x8(y.add(2)), summs);
+        let d = dd(x, y);
+        let qx = nibbles32(x.add(4));
+        let qy = _mm256_loadu_si256(y.add(4) as *const __m256i);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc);
+    }
+    // Every lane of `summs` holds the same sum.
+    hsum_ps(acc) + _mm256_cvtss_f32(summs)
+}
+
+safe_wrapper!(vec_dot_q5_0_q8_0, q5_0, QK, Q5_0_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let x = w.add(i * Q5_0_BYTES);
+        let y = a.add(i * Q8_0_BYTES);
+        let d = dd(x, y);
+        let qh = (x.add(2) as *const u32).read_unaligned();
+        // value - 16 = nibble | 0xf0 where the 5th bit is clear (as i8), nibble where set.
+        let hi = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0u8 as i8));
+        let qx = _mm256_or_si256(nibbles32(x.add(6)), hi);
+        let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+    }
+    hsum_ps(acc)
+}
+
+safe_wrapper!(vec_dot_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    let mut summs = _mm256_setzero_ps();
+    for i in 0..nb {
+        let x = w.add(i * Q5_1_BYTES);
+        let y = a.add(i * Q8_1_BYTES);
+        summs = _mm256_fmadd_ps(ld_f16x8(x.add(2)), ld_f16x8(y.add(2)), summs);
+        let d = dd(x, y);
+        let qh = (x.add(4) as *const u32).read_unaligned();
+        let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
+        let qx = _mm256_or_si256(nibbles32(x.add(8)), hi);
+        let qy = _mm256_loadu_si256(y.add(4) as *const __m256i);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc);
+    }
+    // Every lane of `summs` holds the same sum.
+    hsum_ps(acc) + _mm256_cvtss_f32(summs)
+}
+
+safe_wrapper!(vec_dot_q8_0_q8_0, q8_0, QK, Q8_0_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    // Two accumulators to hide FMA latency; weights are the i8 `x`, activations (never -128) `y`.
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 1 < nb {
+        let x0 = w.add(i * Q8_0_BYTES);
+        let y0 = a.add(i * Q8_0_BYTES);
+        let x1 = x0.add(Q8_0_BYTES);
+        let y1 = y0.add(Q8_0_BYTES);
+        let p0 = dot_i8_i8(
+            _mm256_loadu_si256(x0.add(2) as *const __m256i),
+            _mm256_loadu_si256(y0.add(2) as *const __m256i),
+        );
+        let p1 = dot_i8_i8(
+            _mm256_loadu_si256(x1.add(2) as *const __m256i),
+            _mm256_loadu_si256(y1.add(2) as *const __m256i),
+        );
+        acc0 = _mm256_fmadd_ps(dd(x0, y0), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(dd(x1, y1), _mm256_cvtepi32_ps(p1), acc1);
+        i += 2;
+    }
+    if i < nb {
+        let x0 = w.add(i * Q8_0_BYTES);
+        let y0 = a.add(i * Q8_0_BYTES);
+        let p0 = dot_i8_i8(
+            _mm256_loadu_si256(x0.add(2) as *const __m256i),
+            _mm256_loadu_si256(y0.add(2) as *const __m256i),
+        );
+        acc0 = _mm256_fmadd_ps(dd(x0, y0), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    hsum_ps(_mm256_add_ps(acc0, acc1))
+}
+
+safe_wrapper!(vec_dot_iq4_nl_q8_0, iq4_nl, QK, IQ4_NL_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4_nl(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    let table = kvalues_table();
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        let x = w.add(i * IQ4_NL_BYTES);
+        let y = a.add(i * Q8_0_BYTES);
+        let d = dd(x, y);
+        let qx = _mm256_shuffle_epi8(table, nibbles32(x.add(2)));
+        let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
+    }
+    hsum_ps(acc)
+}
+
+/// `KVALUES_IQ4NL` in both 128-bit lanes, for `vpshufb` lookups.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn kvalues_table() -> __m256i {
+    let t = _mm_loadu_si128(KVALUES_IQ4NL.as_ptr() as *const __m128i);
+    _mm256_set_m128i(t, t)
+}

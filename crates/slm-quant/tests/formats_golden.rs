@@ -1,0 +1,278 @@
+//! Bit-exactness of slm-quant's formats against llama.cpp's own code, through
+//! `tools/golden/quant_ref.py`: dequantization against PyPI `gguf` 0.19.0
+//! (`gguf.quants.dequantize`, ggml's algorithms in numpy), quantization against PyPI `libgguf`
+//! 0.2.2 (`quantize_rows`: llama.cpp's C `ggml_quantize_chunk`, with and without imatrix) and
+//! against `gguf.quants.quantize` for the types it has. Rows of several distributions and
+//! lengths. Needs `python3` with those packages; a missing reference fails the test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use slm_quant::{dequantize_row, quantize_rows, GgmlType};
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn tmp(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("slm-quant-golden-{}-{n}-{tag}", std::process::id()))
+}
+
+/// Runs quant_ref.py `op` on `input` and returns its output file.
+fn reference(op: &str, ty: GgmlType, n_per_row: usize, input: &[u8], imatrix: Option<&[f32]>) -> Vec<u8> {
+    let (inp, out) = (tmp("in"), tmp("out"));
+    std::fs::write(&inp, input).expect("write input");
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_root().join("tools/golden/quant_ref.py"))
+        .arg(op)
+        .arg(ty.name())
+        .arg(n_per_row.to_string())
+        .arg(&inp)
+        .arg(&out);
+    let imf = tmp("imatrix");
+    if let Some(w) = imatrix {
+        std::fs::write(&imf, bytemuck::cast_slice::<f32, u8>(w)).expect("write imatrix");
+        cmd.arg(&imf);
+    }
+    let res = cmd.output().expect("python3 must be installed to run the golden tests");
+    assert!(
+        res.status.success(),
+        "quant_ref.py {op} {ty} failed (needs gguf==0.19.0, libgguf==0.2.2, numpy):\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let bytes = std::fs::read(&out).expect("reference output");
+    for p in [inp, out, imf] {
+        let _ = std::fs::remove_file(p);
+    }
+    bytes
+}
+
+/// Deterministic test rows: (label, values, n_per_row).
+fn test_rows(seed: u64) -> Vec<(&'static str, Vec<f32>, usize)> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut normal = move || -> f32 {
+        // Box-Muller in f64, then to f32.
+        let u1 = rng.f64().max(1e-300);
+        let u2 = rng.f64();
+        ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
+    };
+    let mut rng2 = fastrand::Rng::with_seed(seed ^ 0x5eed);
+    let mut out = Vec::new();
+    for &n in &[256usize, 512, 4096] {
+        out.push(("normal", (0..4 * n).map(|_| normal() * 0.02).collect(), n));
+    }
+    out.push(("uniform", (0..4 * 512).map(|_| rng2.f32() * 2.0 - 1.0).collect(), 512));
+    out.push(("positive", (0..2 * 512).map(|_| rng2.f32() * 3.0 + 0.5).collect(), 512));
+    let mut outl: Vec<f32> = (0..4 * 1024).map(|_| normal()).collect();
+    for i in (0..outl.len()).step_by(97) {
+        outl[i] *= 60.0;
+    }
+    out.push(("outliers", outl, 1024));
+    out.push(("zeros", vec![0.0; 2 * 512], 512));
+    let mut sparse = vec![0.0f32; 2 * 512];
+    for i in (0..sparse.len()).step_by(37) {
+        sparse[i] = normal();
+    }
+    out.push(("sparse", sparse, 512));
+    out.push(("tiny", (0..512).map(|_| normal() * 1e-6).collect(), 512));
+    out.push(("ternary", (0..2 * 512).map(|_| (rng2.u8(0..3) as f32 - 1.0) * 0.7).collect(), 512));
+    out
+}
+
+/// Importance weights like llama-imatrix's (positive, spread over orders of magnitude).
+fn imatrix(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..n).map(|_| (rng.f32() * 6.0 - 3.0).exp()).collect()
+}
+
+fn block_elems(ty: GgmlType) -> usize {
+    ty.block_size() as usize
+}
+
+/// Compares our bytes with the reference; reports the first differing block.
+fn assert_same_bytes(ty: GgmlType, what: &str, ours: &[u8], theirs: &[u8]) {
+    assert_eq!(ours.len(), theirs.len(), "{ty} {what}: length");
+    if ours != theirs {
+        let bs = ty.type_size() as usize;
+        let nbad = ours.chunks(bs).zip(theirs.chunks(bs)).filter(|(a, b)| a != b).count();
+        let first = ours.chunks(bs).zip(theirs.chunks(bs)).position(|(a, b)| a != b).unwrap_or(0);
+        panic!(
+            "{ty} {what}: {nbad} of {} blocks differ, first #{first}:\n ours   {:?}\n theirs {:?}",
+            ours.len() / bs,
+            &ours[first * bs..(first + 1) * bs],
+            &theirs[first * bs..(first + 1) * bs]
+        );
+    }
+}
+
+fn quantize(ty: GgmlType, x: &[f32], n: usize, im: Option<&[f32]>) -> Vec<u8> {
+    let row_bytes = ty.row_bytes(n as u64).expect("row bytes") as usize;
+    let mut dst = vec![0u8; x.len() / n * row_bytes];
+    quantize_rows(ty, x, n, &mut dst, im).expect("quantize");
+    dst
+}
+
+const LIBGGUF_TYPES: &[GgmlType] = &[
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+    GgmlType::TQ1_0,
+    GgmlType::TQ2_0,
+    GgmlType::MXFP4,
+    GgmlType::BF16,
+];
+
+fn check_quant_vs_libgguf(ty: GgmlType, with_imatrix: bool) {
+    for (label, x, n) in test_rows(ty.id() as u64 + 7) {
+        let im = with_imatrix.then(|| imatrix(n, n as u64));
+        let ours = quantize(ty, &x, n, im.as_deref());
+        let theirs = reference("quant", ty, n, bytemuck::cast_slice(&x), im.as_deref());
+        let what = format!("{label} rows of {n}, imatrix {with_imatrix}");
+        assert_same_bytes(ty, &what, &ours, &theirs);
+    }
+}
+
+macro_rules! quant_tests {
+    ($($name:ident: $ty:ident, $im:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            check_quant_vs_libgguf(GgmlType::$ty, $im);
+        }
+    )*};
+}
+
+quant_tests! {
+    quant_q4_0: Q4_0, false;
+    quant_q4_0_imatrix: Q4_0, true;
+    quant_q4_1: Q4_1, false;
+    quant_q4_1_imatrix: Q4_1, true;
+    quant_q5_0: Q5_0, false;
+    quant_q5_0_imatrix: Q5_0, true;
+    quant_q5_1: Q5_1, false;
+    quant_q5_1_imatrix: Q5_1, true;
+    quant_q8_0: Q8_0, false;
+    quant_q2_k: Q2_K, false;
+    quant_q2_k_imatrix: Q2_K, true;
+    quant_q3_k: Q3_K, false;
+    quant_q3_k_imatrix: Q3_K, true;
+    quant_q4_k: Q4_K, false;
+    quant_q4_k_imatrix: Q4_K, true;
+    quant_q5_k: Q5_K, false;
+    quant_q5_k_imatrix: Q5_K, true;
+    quant_q6_k: Q6_K, false;
+    quant_q6_k_imatrix: Q6_K, true;
+    quant_iq4_nl: IQ4_NL, false;
+    quant_iq4_nl_imatrix: IQ4_NL, true;
+    quant_iq4_xs: IQ4_XS, false;
+    quant_iq4_xs_imatrix: IQ4_XS, true;
+    quant_tq1_0: TQ1_0, false;
+    quant_tq2_0: TQ2_0, false;
+    quant_mxfp4: MXFP4, false;
+    quant_bf16: BF16, false;
+}
+
+/// The numpy quantizers of gguf-py (a second, independent port of the same C code).
+#[test]
+fn quant_vs_gguf_numpy() {
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::TQ1_0,
+        GgmlType::TQ2_0,
+        GgmlType::MXFP4,
+        GgmlType::BF16,
+        GgmlType::F16,
+    ] {
+        // gguf-py's numpy quantizers are slow: the shorter rows only.
+        for (label, x, n) in test_rows(ty.id() as u64 + 99).into_iter().filter(|r| r.2 <= 1024) {
+            let ours = quantize(ty, &x, n, None);
+            let theirs = reference("pyquant", ty, n, bytemuck::cast_slice(&x), None);
+            assert_same_bytes(ty, &format!("{label} rows of {n} (gguf numpy)"), &ours, &theirs);
+        }
+    }
+}
+
+fn same_f32(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Random block bytes (every bit pattern, including f16 NaN/Inf scales) plus the blocks of
+/// quantized random rows, dequantized by us and by gguf-py.
+fn check_dequant(ty: GgmlType) {
+    let n = 4096usize;
+    let bytes_per_row = ty.row_bytes(n as u64).expect("row") as usize;
+    let mut rng = fastrand::Rng::with_seed(ty.id() as u64);
+    let mut raw: Vec<u8> = (0..4 * bytes_per_row).map(|_| rng.u8(..)).collect();
+    if slm_quant::can_quantize(ty) {
+        for (_, x, m) in test_rows(3) {
+            if m == n {
+                raw.extend(quantize(ty, &x, n, None));
+            }
+        }
+    }
+    let theirs_b = reference("dequant", ty, n, &raw, None);
+    let theirs: &[f32] = bytemuck::cast_slice(&theirs_b);
+    let mut ours = vec![0f32; raw.len() / bytes_per_row * n];
+    for (src, dst) in raw.chunks(bytes_per_row).zip(ours.chunks_mut(n)) {
+        dequantize_row(ty, src, dst).expect("dequantize");
+    }
+    assert_eq!(ours.len(), theirs.len(), "{ty}: length");
+    let bad: Vec<usize> = (0..ours.len()).filter(|&i| !same_f32(ours[i], theirs[i])).collect();
+    if let Some(&i) = bad.first() {
+        let be = block_elems(ty);
+        panic!(
+            "{ty}: {} of {} values differ, first at {i} (block {}): ours {} theirs {}",
+            bad.len(),
+            ours.len(),
+            i / be,
+            ours[i],
+            theirs[i]
+        );
+    }
+}
+
+macro_rules! dequant_tests {
+    ($($name:ident: $ty:ident;)*) => {$(
+        #[test]
+        fn $name() {
+            check_dequant(GgmlType::$ty);
+        }
+    )*};
+}
+
+dequant_tests! {
+    dequant_f32: F32;
+    dequant_f16: F16;
+    dequant_bf16: BF16;
+    dequant_q4_0: Q4_0;
+    dequant_q4_1: Q4_1;
+    dequant_q5_0: Q5_0;
+    dequant_q5_1: Q5_1;
+    dequant_q8_0: Q8_0;
+    dequant_q2_k: Q2_K;
+    dequant_q3_k: Q3_K;
+    dequant_q4_k: Q4_K;
+    dequant_q5_k: Q5_K;
+    dequant_q6_k: Q6_K;
+    dequant_iq4_nl: IQ4_NL;
+    dequant_iq4_xs: IQ4_XS;
+    dequant_tq1_0: TQ1_0;
+    dequant_tq2_0: TQ2_0;
+    dequant_mxfp4: MXFP4;
+}

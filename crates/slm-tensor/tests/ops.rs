@@ -1,0 +1,232 @@
+//! Each float op against a naive f64 implementation written from the formula, over several
+//! shapes and pseudo-random inputs.
+
+use slm_tensor::ops::{self, KvRows, RopeParams, RopeStyle};
+
+/// Deterministic pseudo-random values in [-amp, amp) (xorshift).
+fn rand_vec(n: usize, seed: u64, amp: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * amp
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (f64::from(g) - w).abs();
+        assert!(err <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+    }
+}
+
+#[test]
+fn rms_norm_matches_f64() {
+    for (n, seed) in [(1, 1), (7, 2), (640, 3), (2048, 4)] {
+        let x = rand_vec(n, seed, 3.0);
+        let w = rand_vec(n, seed + 100, 2.0);
+        let eps = 1e-6f64;
+        let ms: f64 = x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n as f64;
+        let want: Vec<f64> = x
+            .iter()
+            .zip(&w)
+            .map(|(&a, &b)| f64::from(a) / (ms + eps).sqrt() * f64::from(b))
+            .collect();
+        let mut out = vec![0.0; n];
+        ops::rms_norm(&x, &w, eps as f32, &mut out);
+        assert_close(&out, &want, 1e-5, "rms_norm");
+        let mut rows: Vec<f32> = x.iter().chain(&x).copied().collect();
+        ops::rms_norm_rows(&mut rows, &w, eps as f32);
+        assert_close(&rows[..n], &want, 1e-5, "rms_norm_rows[0]");
+        assert_close(&rows[n..], &want, 1e-5, "rms_norm_rows[1]");
+    }
+}
+
+fn rope_ref(x: &[f32], head_dim: usize, p: &RopeParams, pos: u32) -> Vec<f64> {
+    let mut out: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let half = p.n_rot / 2;
+    for h in 0..x.len() / head_dim {
+        let b = h * head_dim;
+        for i in 0..half {
+            let theta = f64::from(pos)
+                * f64::from(p.freq_scale)
+                * f64::from(p.freq_base).powf(-2.0 * i as f64 / p.n_rot as f64);
+            let (i0, i1) = match p.style {
+                RopeStyle::Normal => (b + 2 * i, b + 2 * i + 1),
+                RopeStyle::Neox => (b + i, b + i + half),
+            };
+            let (x0, x1) = (f64::from(x[i0]), f64::from(x[i1]));
+            out[i0] = x0 * theta.cos() - x1 * theta.sin();
+            out[i1] = x0 * theta.sin() + x1 * theta.cos();
+        }
+    }
+    out
+}
+
+#[test]
+fn rope_matches_f64_both_styles() {
+    for style in [RopeStyle::Normal, RopeStyle::Neox] {
+        for (n_heads, head_dim, n_rot, base, scale, pos) in [
+            (4, 256, 256, 10_000.0, 1.0, 0),
+            (4, 256, 256, 1_000_000.0, 1.0, 37),
+            (2, 64, 32, 10_000.0, 0.125, 5000),
+            (3, 128, 128, 500_000.0, 1.0, 31_999),
+        ] {
+            let p = RopeParams {
+                style,
+                n_rot,
+                freq_base: base,
+                freq_scale: scale,
+            };
+            let x = rand_vec(n_heads * head_dim, pos as u64 + 9, 2.0);
+            let want = rope_ref(&x, head_dim, &p, pos);
+            let mut cs = vec![0.0; n_rot];
+            p.table(pos, &mut cs);
+            let mut got = x.clone();
+            p.apply(&mut got, head_dim, &cs);
+            assert_close(&got, &want, 2e-5, &format!("rope {style:?} pos {pos}"));
+        }
+    }
+}
+
+#[test]
+fn softmax_and_softcap_match_f64() {
+    for (n, amp) in [(1, 1.0), (5, 30.0), (1000, 8.0)] {
+        let x = rand_vec(n, n as u64, amp);
+        let m = x.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(f64::from(b)));
+        let e: Vec<f64> = x.iter().map(|&v| (f64::from(v) - m).exp()).collect();
+        let s: f64 = e.iter().sum();
+        let want: Vec<f64> = e.iter().map(|v| v / s).collect();
+        let mut got = x.clone();
+        ops::softmax(&mut got);
+        assert_close(&got, &want, 1e-6, "softmax");
+
+        let cap = 50.0f64;
+        let want: Vec<f64> = x.iter().map(|&v| cap * (f64::from(v) / cap).tanh()).collect();
+        let mut got = x.clone();
+        ops::softcap(&mut got, cap as f32);
+        assert_close(&got, &want, 1e-6, "softcap");
+    }
+}
+
+#[test]
+fn gated_activations_match_f64() {
+    let n = 2048;
+    let g = rand_vec(n, 11, 6.0);
+    let u = rand_vec(n, 12, 3.0);
+    let gelu = |x: f64| {
+        0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+    };
+    let silu = |x: f64| x / (1.0 + (-x).exp());
+    let want: Vec<f64> = g
+        .iter()
+        .zip(&u)
+        .map(|(&a, &b)| gelu(f64::from(a)) * f64::from(b))
+        .collect();
+    let mut got = g.clone();
+    ops::geglu(&mut got, &u);
+    assert_close(&got, &want, 1e-5, "geglu");
+    let want: Vec<f64> = g
+        .iter()
+        .zip(&u)
+        .map(|(&a, &b)| silu(f64::from(a)) * f64::from(b))
+        .collect();
+    let mut got = g.clone();
+    ops::swiglu(&mut got, &u);
+    assert_close(&got, &want, 1e-5, "swiglu");
+}
+
+#[test]
+fn attention_matches_f64() {
+    // Two KV heads interleaved in each cached row; attend with head 1.
+    for (n_keys, d, cap) in [(1, 8, None), (17, 64, None), (300, 256, Some(50.0f32))] {
+        let stride = 2 * d;
+        let k = rand_vec(n_keys * stride, 21 + n_keys as u64, 1.0);
+        let v = rand_vec(n_keys * stride, 22 + n_keys as u64, 1.0);
+        let q = rand_vec(d, 23, 1.0);
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut s: Vec<f64> = (0..n_keys)
+            .map(|j| {
+                let dotp: f64 = (0..d)
+                    .map(|i| f64::from(q[i]) * f64::from(k[j * stride + d + i]))
+                    .sum();
+                let x = dotp * f64::from(scale);
+                match cap {
+                    Some(c) => f64::from(c) * (x / f64::from(c)).tanh(),
+                    None => x,
+                }
+            })
+            .collect();
+        let m = s.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let sum: f64 = s.iter().map(|x| (x - m).exp()).sum();
+        for x in s.iter_mut() {
+            *x = (*x - m).exp() / sum;
+        }
+        let want: Vec<f64> = (0..d)
+            .map(|i| {
+                (0..n_keys)
+                    .map(|j| s[j] * f64::from(v[j * stride + d + i]))
+                    .sum()
+            })
+            .collect();
+        fn rows(data: &[f32], d: usize, stride: usize, n: usize) -> KvRows<'_> {
+            KvRows {
+                data: &data[d..],
+                stride,
+                dim: d,
+                n,
+            }
+        }
+        let mut scores = vec![0.0; n_keys];
+        let mut out = vec![0.0; d];
+        ops::attend(
+            &q,
+            rows(&k, d, stride, n_keys),
+            rows(&v, d, stride, n_keys),
+            scale,
+            cap,
+            &mut scores,
+            &mut out,
+        );
+        assert_close(&out, &want, 1e-5, "attend");
+    }
+}
+
+#[test]
+fn get_rows_dequantizes_only_requested_rows() {
+    // An F32 table and a Q8_0 table built by hand: rows are id-dependent constants.
+    let n_cols = 64;
+    let n_rows = 10u32;
+    let mut f32_bytes = Vec::new();
+    for r in 0..n_rows {
+        for c in 0..n_cols {
+            f32_bytes.extend_from_slice(&(r as f32 * 100.0 + c as f32).to_le_bytes());
+        }
+    }
+    let ids = [3u32, 0, 9, 3];
+    let mut out = vec![0.0; ids.len() * n_cols];
+    ops::get_rows(slm_gguf::GgmlType::F32, &f32_bytes, n_cols, &ids, &mut out).unwrap();
+    for (k, &id) in ids.iter().enumerate() {
+        for c in 0..n_cols {
+            assert_eq!(out[k * n_cols + c], id as f32 * 100.0 + c as f32);
+        }
+    }
+    // Q8_0: block = f16 scale + 32 i8. Scale 0.5 (f16 0x3800), quants = column index - 16.
+    let mut q8 = Vec::new();
+    for _ in 0..n_rows {
+        for _ in 0..n_cols / 32 {
+            q8.extend_from_slice(&0x3800u16.to_le_bytes());
+            q8.extend((0..32).map(|i| (i as i8 - 16) as u8));
+        }
+    }
+    ops::get_rows(slm_gguf::GgmlType::Q8_0, &q8, n_cols, &ids, &mut out).unwrap();
+    for c in 0..n_cols {
+        assert_eq!(out[c], ((c % 32) as f32 - 16.0) * 0.5);
+    }
+    // A row id past the table is an error, not a panic.
+    assert!(ops::get_rows(slm_gguf::GgmlType::F32, &f32_bytes, n_cols, &[10], &mut out).is_err());
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Reference quantization results for slm-quant's bit-exactness tests.
+
+Pinned references: PyPI gguf==0.19.0 (llama.cpp's gguf-py: numpy ports that match ggml's C code)
+and libgguf==0.2.2 (llama.cpp's C quantizers, `ggml_quantize_chunk`).
+
+Usage (called by crates/slm-quant/tests/formats_*.rs):
+  quant_ref.py dequant  TYPE N_PER_ROW IN OUT            IN: raw block bytes, OUT: f32 values (gguf)
+  quant_ref.py quant    TYPE N_PER_ROW IN OUT [IMATRIX]  IN: f32 rows, OUT: bytes (libgguf C code)
+  quant_ref.py pyquant  TYPE N_PER_ROW IN OUT            IN: f32 rows, OUT: bytes (gguf numpy)
+  quant_ref.py tensor   GGUF_PATH NAME OUT_RAW           raw bytes of one tensor via gguf's reader
+                                                          (prints its type name and dims)
+All binary files are little-endian, without headers.
+"""
+import sys
+from importlib.metadata import version
+
+import numpy as np
+
+PINNED = {"gguf": "0.19.0", "libgguf": "0.2.2"}
+
+
+def check_versions(*names):
+    for name in names:
+        have = version(name)
+        if have != PINNED[name]:
+            sys.exit(f"quant_ref.py: need {name}=={PINNED[name]}, found {have}")
+
+
+def qtype(mod, name):
+    return getattr(mod.GGMLQuantizationType, name)
+
+
+def main(argv):
+    op = argv[1]
+    if op == "tensor":
+        check_versions("gguf")
+        import gguf
+
+        path, name, out = argv[2], argv[3], argv[4]
+        reader = gguf.GGUFReader(path)
+        for t in reader.tensors:
+            if t.name == name:
+                np.ascontiguousarray(t.data).view(np.uint8).tofile(out)
+                dims = " ".join(str(int(d)) for d in t.shape)
+                print(t.tensor_type.name, dims)
+                return
+        sys.exit(f"no tensor {name} in {path}")
+    tname, n_per_row, src, dst = argv[2], int(argv[3]), argv[4], argv[5]
+    if op == "dequant":
+        check_versions("gguf")
+        import gguf
+
+        ty = qtype(gguf, tname)
+        block, size = gguf.GGML_QUANT_SIZES[ty]
+        raw = np.fromfile(src, dtype=np.uint8)
+        row_bytes = n_per_row // block * size
+        data = raw.reshape(-1, row_bytes)
+        if tname == "F32":
+            vals = data.view(np.float32)
+        elif tname == "F16":
+            vals = data.view(np.float16).astype(np.float32)
+        else:
+            vals = gguf.quants.dequantize(data, ty)
+        np.ascontiguousarray(vals, dtype=np.float32).tofile(dst)
+    elif op == "pyquant":
+        check_versions("gguf")
+        import gguf
+
+        x = np.fromfile(src, dtype=np.float32).reshape(-1, n_per_row)
+        q = gguf.quants.quantize(x, qtype(gguf, tname))
+        np.ascontiguousarray(q).view(np.uint8).tofile(dst)
+    elif op == "quant":
+        check_versions("libgguf")
+        import libgguf
+
+        x = np.fromfile(src, dtype=np.float32).reshape(-1, n_per_row)
+        imatrix = None
+        if len(argv) > 6:
+            imatrix = np.fromfile(argv[6], dtype=np.float32)
+        q = libgguf.quantize_rows(x, qtype(libgguf, tname), imatrix=imatrix)
+        np.ascontiguousarray(q).view(np.uint8).tofile(dst)
+    else:
+        sys.exit(f"unknown op {op}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
