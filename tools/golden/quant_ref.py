@@ -6,10 +6,13 @@ and libgguf==0.2.2 (llama.cpp's C quantizers, `ggml_quantize_chunk`).
 
 Usage (called by crates/slm-quant/tests/formats_*.rs):
   quant_ref.py dequant  TYPE N_PER_ROW IN OUT            IN: raw block bytes, OUT: f32 values (gguf)
+  quant_ref.py cdequant TYPE N_PER_ROW IN OUT            the same through libgguf (ggml's C code)
   quant_ref.py quant    TYPE N_PER_ROW IN OUT [IMATRIX]  IN: f32 rows, OUT: bytes (libgguf C code)
   quant_ref.py pyquant  TYPE N_PER_ROW IN OUT            IN: f32 rows, OUT: bytes (gguf numpy)
   quant_ref.py tensor   GGUF_PATH NAME OUT_RAW           raw bytes of one tensor via gguf's reader
                                                           (prints its type name and dims)
+  quant_ref.py batch    JOBS                             JOBS: a text file, one job a line, each
+                                                          line the arguments of one call above
 All binary files are little-endian, without headers.
 """
 import sys
@@ -33,6 +36,12 @@ def qtype(mod, name):
 
 def main(argv):
     op = argv[1]
+    if op == "batch":
+        with open(argv[2]) as f:
+            for line in f:
+                if line.strip():
+                    main([argv[0]] + line.split())
+        return
     if op == "tensor":
         check_versions("gguf")
         import gguf
@@ -62,6 +71,15 @@ def main(argv):
             vals = data.view(np.float16).astype(np.float32)
         else:
             vals = gguf.quants.dequantize(data, ty)
+        np.ascontiguousarray(vals, dtype=np.float32).tofile(dst)
+    elif op == "cdequant":
+        check_versions("libgguf")
+        import libgguf
+
+        ty = qtype(libgguf, tname)
+        raw = np.fromfile(src, dtype=np.uint8)
+        row_bytes = libgguf.row_size(ty, n_per_row)
+        vals = libgguf.dequantize_rows(raw.reshape(-1, row_bytes), ty, n_per_row)
         np.ascontiguousarray(vals, dtype=np.float32).tofile(dst)
     elif op == "pyquant":
         check_versions("gguf")

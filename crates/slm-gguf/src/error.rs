@@ -65,7 +65,9 @@ pub enum GgufError {
     },
     #[error("tensor {tensor:?} has unknown ggml type id {type_id}")]
     UnknownType { tensor: String, type_id: u32 },
-    #[error("tensor {tensor:?}: row of {ne0} elements is not a whole number of {ty} blocks of {block}")]
+    #[error(
+        "tensor {tensor:?}: row of {ne0} elements is not a whole number of {ty} blocks of {block}"
+    )]
     NotBlockMultiple {
         tensor: String,
         ne0: u64,
@@ -74,7 +76,9 @@ pub enum GgufError {
     },
     #[error("tensor {tensor:?}: size in bytes overflows")]
     SizeOverflow { tensor: String },
-    #[error("tensor {tensor:?}: data offset {offset} is not a multiple of the alignment {alignment}")]
+    #[error(
+        "tensor {tensor:?}: data offset {offset} is not a multiple of the alignment {alignment}"
+    )]
     MisalignedTensor {
         tensor: String,
         offset: u64,

@@ -165,7 +165,12 @@ fn read_array(c: &mut Cursor<'_>, key: &str) -> Result<Value> {
         });
     }
     let count = c.u64("array length")?;
-    c.check_count("array elements", count, ty.min_encoded_size(), MAX_ARRAY_LEN)?;
+    c.check_count(
+        "array elements",
+        count,
+        ty.min_encoded_size(),
+        MAX_ARRAY_LEN,
+    )?;
     // check_count bounds count by the bytes left, so it fits in usize.
     let n = usize::try_from(count).map_err(|_| GgufError::CountTooLarge {
         what: "array elements",
@@ -295,11 +300,10 @@ impl Gguf {
                 return Err(GgufError::EmptyKey { offset });
             }
             let type_id = c.u32("value type")?;
-            let ty = ValueType::from_id(type_id)
-                .ok_or_else(|| GgufError::BadValueType {
-                    key: key.clone(),
-                    type_id,
-                })?;
+            let ty = ValueType::from_id(type_id).ok_or_else(|| GgufError::BadValueType {
+                key: key.clone(),
+                type_id,
+            })?;
             let value = read_scalar(&mut c, ty, &key)?;
             if kv_index.contains_key(&key) {
                 return Err(GgufError::DuplicateKey { key });
@@ -360,11 +364,17 @@ impl Gguf {
             })?;
             let data_off = c.u64("tensor offset")?;
             let ne0 = dims.first().copied().unwrap_or(1);
-            let row = ty.row_bytes(ne0).ok_or_else(|| GgufError::NotBlockMultiple {
+            if ne0.checked_rem(ty.block_size()) != Some(0) {
+                return Err(GgufError::NotBlockMultiple {
+                    tensor: name,
+                    ne0,
+                    ty,
+                    block: ty.block_size(),
+                });
+            }
+            // A whole number of blocks: only the byte count can fail, by overflowing.
+            let row = ty.row_bytes(ne0).ok_or_else(|| GgufError::SizeOverflow {
                 tensor: name.clone(),
-                ne0,
-                ty,
-                block: ty.block_size(),
             })?;
             let n_rows = n_elements.checked_div(ne0).unwrap_or(0);
             let n_bytes = row

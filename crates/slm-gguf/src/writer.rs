@@ -7,7 +7,10 @@ use std::collections::HashSet;
 use std::io::Write;
 
 use crate::error::{GgufError, Result};
-use crate::reader::{DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_TENSOR_NAME};
+use crate::reader::{
+    DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_ALIGNMENT, MAX_ARRAY_LEN, MAX_KEY_LEN, MAX_KV,
+    MAX_STRING_LEN, MAX_TENSORS, MAX_TENSOR_NAME,
+};
 use crate::value::{Array, Value};
 use crate::GgmlType;
 
@@ -66,9 +69,18 @@ impl GgufBuilder {
                 key: key.to_string(),
             });
         }
+        if key.len() as u64 > MAX_KEY_LEN {
+            return Err(werr(format!(
+                "metadata key of {} bytes (at most {MAX_KEY_LEN})",
+                key.len()
+            )));
+        }
+        check_readable(key, &value)?;
         if key == "general.alignment" {
             match value {
-                Value::U32(a) if a != 0 && a.is_power_of_two() => self.alignment = u64::from(a),
+                Value::U32(a) if a != 0 && a.is_power_of_two() && u64::from(a) <= MAX_ALIGNMENT => {
+                    self.alignment = u64::from(a)
+                }
                 _ => {
                     return Err(GgufError::BadAlignment {
                         value: format!("{value:?}"),
@@ -101,12 +113,22 @@ impl GgufBuilder {
             .ok_or_else(|| GgufError::SizeOverflow {
                 tensor: name.to_string(),
             })?;
+        if n_elements > i64::MAX as u64 {
+            return Err(GgufError::SizeOverflow {
+                tensor: name.to_string(),
+            });
+        }
         let ne0 = dims.first().copied().unwrap_or(1);
-        let row = ty.row_bytes(ne0).ok_or_else(|| GgufError::NotBlockMultiple {
+        if ne0.checked_rem(ty.block_size()) != Some(0) {
+            return Err(GgufError::NotBlockMultiple {
+                tensor: name.to_string(),
+                ne0,
+                ty,
+                block: ty.block_size(),
+            });
+        }
+        let row = ty.row_bytes(ne0).ok_or_else(|| GgufError::SizeOverflow {
             tensor: name.to_string(),
-            ne0,
-            ty,
-            block: ty.block_size(),
         })?;
         let n_bytes = row
             .checked_mul(n_elements.checked_div(ne0).unwrap_or(0))
@@ -129,6 +151,13 @@ impl GgufBuilder {
 
     /// Write the header to `w` and return the writer for the tensor data.
     pub fn write_header<W: Write>(self, mut w: W) -> Result<TensorDataWriter<W>> {
+        if self.tensors.len() as u64 > MAX_TENSORS || self.kv.len() as u64 > MAX_KV {
+            return Err(werr(format!(
+                "{} tensors and {} metadata entries (slm reads at most {MAX_TENSORS} and {MAX_KV})",
+                self.tensors.len(),
+                self.kv.len()
+            )));
+        }
         let mut out = Vec::new();
         out.extend_from_slice(GGUF_MAGIC);
         out.extend_from_slice(&3u32.to_le_bytes());
@@ -156,7 +185,10 @@ impl GgufBuilder {
                 .ok_or_else(|| werr("data section size overflows"))?;
         }
         let pad = pad_len(out.len() as u64, self.alignment);
-        out.resize(out.len().saturating_add(usize::try_from(pad).unwrap_or(0)), 0);
+        out.resize(
+            out.len().saturating_add(usize::try_from(pad).unwrap_or(0)),
+            0,
+        );
         w.write_all(&out).map_err(GgufError::Write)?;
         Ok(TensorDataWriter {
             w,
@@ -164,6 +196,30 @@ impl GgufBuilder {
             sizes,
             next: 0,
         })
+    }
+}
+
+/// Refuse values slm's own reader would reject (strings and arrays above its limits).
+fn check_readable(key: &str, value: &Value) -> Result<()> {
+    let too_long = |what: &str, len: usize, max: u64| {
+        werr(format!(
+            "{key:?}: {what} of length {len} (slm reads at most {max})"
+        ))
+    };
+    match value {
+        Value::String(s) if s.len() as u64 > MAX_STRING_LEN => {
+            Err(too_long("string", s.len(), MAX_STRING_LEN))
+        }
+        Value::Array(a) if a.len() as u64 > MAX_ARRAY_LEN => {
+            Err(too_long("array", a.len(), MAX_ARRAY_LEN))
+        }
+        Value::Array(Array::String(v)) => {
+            match v.iter().find(|s| s.len() as u64 > MAX_STRING_LEN) {
+                Some(s) => Err(too_long("array string", s.len(), MAX_STRING_LEN)),
+                None => Ok(()),
+            }
+        }
+        _ => Ok(()),
     }
 }
 

@@ -2,7 +2,12 @@
 //! 0.19.0 (`GGUFWriter`) read identically in slm, and files written by slm's `GgufBuilder` read
 //! identically in `gguf.GGUFReader` (every key and value, every tensor's name, type, dims, offset
 //! and the sha256 of its bytes). Runs `tools/golden/gguf_interop.py` as a subprocess.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 #![allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 
 mod common;
@@ -49,7 +54,12 @@ fn files_written_by_gguf_read_identically_in_slm() {
 
         // Re-writing what slm read with slm's writer gives back the very same bytes.
         let original = std::fs::read(path).unwrap();
-        assert_eq!(rewrite(&f), original, "{}: slm re-write differs", path.display());
+        assert_eq!(
+            rewrite(&f),
+            original,
+            "{}: slm re-write differs",
+            path.display()
+        );
     }
     assert_eq!(alignments, BTreeSet::from([1, 32, 64, 4096]));
     let _ = std::fs::remove_dir_all(&dir);
@@ -109,9 +119,18 @@ fn every_value() -> Vec<(&'static str, Value)> {
         ("a.u16", Value::Array(Array::U16(vec![1, 65535]))),
         ("a.i16", Value::Array(Array::I16(vec![-1, 2, -3]))),
         ("a.u32", Value::Array(Array::U32(vec![u32::MAX, 0]))),
-        ("a.i32", Value::Array(Array::I32(vec![i32::MIN, 0, i32::MAX]))),
-        ("a.f32", Value::Array(Array::F32(vec![0.5, f32::NEG_INFINITY, 1e-42]))),
-        ("a.bool", Value::Array(Array::Bool(vec![true, false, false]))),
+        (
+            "a.i32",
+            Value::Array(Array::I32(vec![i32::MIN, 0, i32::MAX])),
+        ),
+        (
+            "a.f32",
+            Value::Array(Array::F32(vec![0.5, f32::NEG_INFINITY, 1e-42])),
+        ),
+        (
+            "a.bool",
+            Value::Array(Array::Bool(vec![true, false, false])),
+        ),
         (
             "a.string",
             Value::Array(Array::String(vec![
@@ -162,7 +181,13 @@ fn write_slm_file(path: &std::path::Path, alignment: Option<u32>, seed: u64) -> 
         let n_bytes = n / ty.block_size() * ty.type_size();
         let name = format!("blk.{i}.{}.weight", ty.name().to_lowercase());
         b.tensor(&name, &dims, ty).unwrap();
-        tensors.push((name, dims, ty, n, bytes(seed * 1000 + i as u64, n_bytes as usize)));
+        tensors.push((
+            name,
+            dims,
+            ty,
+            n,
+            bytes(seed * 1000 + i as u64, n_bytes as usize),
+        ));
     }
     let mut w = b.write_header(Vec::new()).unwrap();
     for t in &tensors {
@@ -199,17 +224,29 @@ fn files_written_by_slm_read_identically_in_gguf() {
         let label = path.display().to_string();
         // gguf reads back exactly what slm meant to write ...
         assert_eq!(py["version"], 3);
-        assert_eq!(py["alignment"], u64::from(alignment.unwrap_or(32)), "{label}");
+        assert_eq!(
+            py["alignment"],
+            u64::from(alignment.unwrap_or(32)),
+            "{label}"
+        );
         assert_eq!(py["kv"], intent["kv"], "{label}: metadata as read by gguf");
         let py_t = py["tensors"].as_array().unwrap();
         let want_t = intent["tensors"].as_array().unwrap();
         assert_eq!(py_t.len(), want_t.len(), "{label}");
         for (got, want) in py_t.iter().zip(want_t) {
             for field in ["name", "type", "dims", "n_elements", "n_bytes", "sha256"] {
-                assert_eq!(got[field], want[field], "{label}: tensor {} {field}", want["name"]);
+                assert_eq!(
+                    got[field], want[field],
+                    "{label}: tensor {} {field}",
+                    want["name"]
+                );
             }
             let align = u64::from(alignment.unwrap_or(32));
-            assert_eq!(got["offset"].as_u64().unwrap() % align, 0, "{label}: offset alignment");
+            assert_eq!(
+                got["offset"].as_u64().unwrap() % align,
+                0,
+                "{label}: offset alignment"
+            );
         }
         // ... and slm's reader agrees with gguf's on everything, offsets included.
         let f = GgufFile::open(path).unwrap();

@@ -7,14 +7,18 @@ use slm_model::{argmax, Batch, Model};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).ok_or("usage: bench MODEL.gguf [threads] [n_prompt] [n_gen]")?;
+    let path = args
+        .get(1)
+        .ok_or("usage: bench MODEL.gguf [threads] [n_prompt] [n_gen]")?;
     let threads: usize = args.get(2).map_or(Ok(2), |s| s.parse())?;
     let n_prompt: usize = args.get(3).map_or(Ok(64), |s| s.parse())?;
     let n_gen: usize = args.get(4).map_or(Ok(64), |s| s.parse())?;
     let mut model = Model::load(std::path::Path::new(path))?;
     model.set_threads(threads);
     let n_vocab = model.hparams().n_vocab as u32;
-    let prompt: Vec<u32> = (0..n_prompt as u32).map(|i| 2 + (i * 7919) % (n_vocab - 2)).collect();
+    let prompt: Vec<u32> = (0..n_prompt as u32)
+        .map(|i| 2 + (i * 7919) % (n_vocab - 2))
+        .collect();
     let mut kv = model.new_kv_cache(4096);
     // Warm-up (page in the weights).
     model.forward(&Batch::sequence(&prompt[..8.min(n_prompt)], 0, 1), &mut kv)?;

@@ -102,10 +102,27 @@ impl HParams {
             });
         }
         let default_dim = (n_embd / n_head).max(1);
-        let head_dim_k = key_u64(g, arch, "attention.key_length", Some(default_dim), MAX_HEAD_DIM)?;
-        let head_dim_v =
-            key_u64(g, arch, "attention.value_length", Some(default_dim), MAX_HEAD_DIM)?;
-        let n_rot = key_u64(g, arch, "rope.dimension_count", Some(head_dim_k), MAX_HEAD_DIM)?;
+        let head_dim_k = key_u64(
+            g,
+            arch,
+            "attention.key_length",
+            Some(default_dim),
+            MAX_HEAD_DIM,
+        )?;
+        let head_dim_v = key_u64(
+            g,
+            arch,
+            "attention.value_length",
+            Some(default_dim),
+            MAX_HEAD_DIM,
+        )?;
+        let n_rot = key_u64(
+            g,
+            arch,
+            "rope.dimension_count",
+            Some(head_dim_k),
+            MAX_HEAD_DIM,
+        )?;
         if n_rot > head_dim_k || n_rot % 2 != 0 {
             return Err(ModelError::BadHparam {
                 key: format!("{arch}.rope.dimension_count"),
@@ -114,9 +131,12 @@ impl HParams {
             });
         }
         let n_ctx_train = key_u64(g, arch, "context_length", Some(4096), MAX_CTX)?;
-        let rms_eps = key_f32(g, arch, "attention.layer_norm_rms_epsilon", None)?
-            .ok_or_else(|| ModelError::MissingKey(format!("{arch}.attention.layer_norm_rms_epsilon")))?;
-        let rope_freq_base = key_f32(g, arch, "rope.freq_base", Some(10_000.0))?.unwrap_or(10_000.0);
+        let rms_eps =
+            key_f32(g, arch, "attention.layer_norm_rms_epsilon", None)?.ok_or_else(|| {
+                ModelError::MissingKey(format!("{arch}.attention.layer_norm_rms_epsilon"))
+            })?;
+        let rope_freq_base =
+            key_f32(g, arch, "rope.freq_base", Some(10_000.0))?.unwrap_or(10_000.0);
         let rope_freq_scale = rope_scale(g, arch)?;
         let sliding_window = match g.get(&format!("{arch}.attention.sliding_window")) {
             None => None,

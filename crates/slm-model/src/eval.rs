@@ -24,7 +24,10 @@ pub struct Perplexity {
 pub fn nll(logits: &[f32], target: u32) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|&l| f64::from(l - max).exp()).sum();
-    let lt = logits.get(target as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    let lt = logits
+        .get(target as usize)
+        .copied()
+        .unwrap_or(f32::NEG_INFINITY);
     sum.ln() - f64::from(lt - max)
 }
 
@@ -40,10 +43,16 @@ pub fn perplexity(
     mut on_chunk: impl FnMut(usize, f64),
 ) -> Result<Perplexity> {
     if n_ctx < 4 {
-        return Err(ModelError::Perplexity(format!("context {n_ctx} is too small")));
+        return Err(ModelError::Perplexity(format!(
+            "context {n_ctx} is too small"
+        )));
     }
     let max_chunks = tokens.len() / n_ctx;
-    let n_chunks = if n_chunks == 0 { max_chunks } else { n_chunks.min(max_chunks) };
+    let n_chunks = if n_chunks == 0 {
+        max_chunks
+    } else {
+        n_chunks.min(max_chunks)
+    };
     if n_chunks == 0 {
         return Err(ModelError::Perplexity(format!(
             "{} tokens do not fill one chunk of {n_ctx}",
@@ -93,15 +102,13 @@ pub fn greedy(
 ) -> Result<Vec<u32>> {
     let mut out = Vec::with_capacity(n);
     let mut logits = model.forward(&Batch::sequence(prompt, 0, seq), kv)?;
-    let mut pos = prompt.len() as u32;
-    for _ in 0..n {
+    for pos in (prompt.len() as u32..).take(n) {
         let next = argmax(logits.last().unwrap_or(&[]));
         out.push(next);
         if out.len() == n {
             break;
         }
         logits = model.forward(&Batch::sequence(&[next], pos, seq), kv)?;
-        pos += 1;
     }
     Ok(out)
 }

@@ -33,15 +33,15 @@ use crate::weights::{self, Weight};
 
 /// One transformer block's weights.
 struct Layer {
-    attn_norm: Vec<f32>, // (n_embd,)
-    wq: Weight,          // (n_head * head_dim_k, n_embd)
-    wk: Weight,          // (n_head_kv * head_dim_k, n_embd)
-    wv: Weight,          // (n_head_kv * head_dim_v, n_embd)
-    q_norm: Vec<f32>,    // (head_dim_k,)
-    k_norm: Vec<f32>,    // (head_dim_k,)
-    wo: Weight,          // (n_embd, n_head * head_dim_v)
+    attn_norm: Vec<f32>,      // (n_embd,)
+    wq: Weight,               // (n_head * head_dim_k, n_embd)
+    wk: Weight,               // (n_head_kv * head_dim_k, n_embd)
+    wv: Weight,               // (n_head_kv * head_dim_v, n_embd)
+    q_norm: Vec<f32>,         // (head_dim_k,)
+    k_norm: Vec<f32>,         // (head_dim_k,)
+    wo: Weight,               // (n_embd, n_head * head_dim_v)
     post_attn_norm: Vec<f32>, // (n_embd,)
-    ffn_norm: Vec<f32>,  // (n_embd,)
+    ffn_norm: Vec<f32>,       // (n_embd,)
     ffn: GatedFfn,
     post_ffw_norm: Vec<f32>, // (n_embd,)
     rope: RopeParams,
@@ -50,16 +50,22 @@ struct Layer {
 
 pub struct Gemma3 {
     hp: HParams,
-    tok_embd: Weight,        // (n_vocab, n_embd)
-    output: Weight,          // (n_vocab, n_embd), tok_embd when tied
-    output_norm: Vec<f32>,   // (n_embd,)
+    tok_embd: Weight,      // (n_vocab, n_embd)
+    output: Weight,        // (n_vocab, n_embd), tok_embd when tied
+    output_norm: Vec<f32>, // (n_embd,)
     layers: Vec<Layer>,
 }
 
 /// The registry's loader.
 pub fn load(file: &GgufFile, hp: HParams) -> Result<Box<dyn crate::arch::Architecture>> {
     let arch = hp.arch.clone();
-    let swa_pattern = key_u64(file, &arch, "attention.sliding_window_pattern", Some(6), 1 << 20)?;
+    let swa_pattern = key_u64(
+        file,
+        &arch,
+        "attention.sliding_window_pattern",
+        Some(6),
+        1 << 20,
+    )?;
     let base_swa = key_f32(file, &arch, "rope.freq_base_swa", Some(10_000.0))?.unwrap_or(10_000.0);
     let (e, v) = (hp.n_embd as u64, hp.n_vocab as u64);
     let (dk, dv) = (hp.head_dim_k as u64, hp.head_dim_v as u64);
@@ -78,7 +84,8 @@ pub fn load(file: &GgufFile, hp: HParams) -> Result<Box<dyn crate::arch::Archite
     };
     let mut layers = Vec::with_capacity(hp.n_layer);
     for il in 0..hp.n_layer {
-        let t = |n: &str, dims: &[u64]| weights::tensor(file, &format!("blk.{il}.{n}.weight"), dims);
+        let t =
+            |n: &str, dims: &[u64]| weights::tensor(file, &format!("blk.{il}.{n}.weight"), dims);
         let vec = |n: &str, len: usize| weights::vector(file, &format!("blk.{il}.{n}.weight"), len);
         let is_swa = hp.sliding_window.is_some() && (il as u64 % swa_pattern) < swa_pattern - 1;
         let rope = RopeParams {
@@ -159,7 +166,13 @@ impl Architecture for Gemma3 {
         // x (n, n_embd): scaled token embeddings.
         let ids: Vec<u32> = batch.tokens.iter().map(|t| t.token).collect();
         let mut x = vec![0.0f32; n * n_embd];
-        ops::get_rows(self.tok_embd.ty(), self.tok_embd.data(file), n_embd, &ids, &mut x)?;
+        ops::get_rows(
+            self.tok_embd.ty(),
+            self.tok_embd.data(file),
+            n_embd,
+            &ids,
+            &mut x,
+        )?;
         ops::scale(&mut x, (n_embd as f32).sqrt());
         ctx.trace("inp_scaled", None, n_embd, &x);
 
@@ -168,7 +181,11 @@ impl Architecture for Gemma3 {
         for l in &self.layers {
             if rope_tables.iter().all(|(p, _)| *p != l.rope) {
                 let mut cs = vec![0.0f32; n * hp.n_rot];
-                for (t, c) in batch.tokens.iter().zip(cs.chunks_exact_mut(hp.n_rot.max(1))) {
+                for (t, c) in batch
+                    .tokens
+                    .iter()
+                    .zip(cs.chunks_exact_mut(hp.n_rot.max(1)))
+                {
                     l.rope.table(t.pos, c);
                 }
                 rope_tables.push((l.rope, cs));
@@ -207,7 +224,12 @@ impl Architecture for Gemma3 {
             ctx.trace("Kcur", li, k_w, &k);
             ctx.trace("Vcur", li, v_w, &v);
             for (t, tok) in batch.tokens.iter().enumerate() {
-                kv.push(il, tok.seq, &k[t * k_w..(t + 1) * k_w], &v[t * v_w..(t + 1) * v_w]);
+                kv.push(
+                    il,
+                    tok.seq,
+                    &k[t * k_w..(t + 1) * k_w],
+                    &v[t * v_w..(t + 1) * v_w],
+                );
             }
             attention(threads, &l.attn, kv, il, &batch.tokens, &q, &mut att);
             ctx.trace("kqv_out", li, hp.n_head * dv, &att);

@@ -55,19 +55,43 @@ fn build(t: &Tiny) -> Result<Model, ModelError> {
     let kv = |b: &mut GgufBuilder, k: &str, v: Value| {
         b.kv(k, v).expect("kv");
     };
-    kv(&mut b, "general.architecture", Value::String("gemma3".into()));
+    kv(
+        &mut b,
+        "general.architecture",
+        Value::String("gemma3".into()),
+    );
     kv(&mut b, "gemma3.context_length", Value::U32(256));
     kv(&mut b, "gemma3.embedding_length", Value::U32(E as u32));
     kv(&mut b, "gemma3.block_count", Value::U32(t.n_layer));
     kv(&mut b, "gemma3.feed_forward_length", Value::U32(FF as u32));
     kv(&mut b, "gemma3.attention.head_count", Value::U32(t.n_head));
-    kv(&mut b, "gemma3.attention.head_count_kv", Value::U32(t.n_head_kv));
+    kv(
+        &mut b,
+        "gemma3.attention.head_count_kv",
+        Value::U32(t.n_head_kv),
+    );
     kv(&mut b, "gemma3.attention.key_length", Value::U32(HD as u32));
-    kv(&mut b, "gemma3.attention.value_length", Value::U32(HD as u32));
-    kv(&mut b, "gemma3.attention.layer_norm_rms_epsilon", Value::F32(1e-6));
+    kv(
+        &mut b,
+        "gemma3.attention.value_length",
+        Value::U32(HD as u32),
+    );
+    kv(
+        &mut b,
+        "gemma3.attention.layer_norm_rms_epsilon",
+        Value::F32(1e-6),
+    );
     kv(&mut b, "gemma3.rope.freq_base", Value::F32(1e6));
-    kv(&mut b, "gemma3.attention.sliding_window", Value::U32(t.window));
-    kv(&mut b, "gemma3.attention.sliding_window_pattern", Value::U32(t.swa_pattern));
+    kv(
+        &mut b,
+        "gemma3.attention.sliding_window",
+        Value::U32(t.window),
+    );
+    kv(
+        &mut b,
+        "gemma3.attention.sliding_window_pattern",
+        Value::U32(t.swa_pattern),
+    );
     let (nh, nkv) = (u64::from(t.n_head.max(1)), u64::from(t.n_head_kv.max(1)));
     let mut tensors: Vec<(String, Vec<u64>, f32)> = vec![
         ("token_embd.weight".into(), vec![E, V], 1.0),
@@ -129,17 +153,35 @@ fn tiny() -> Model {
 
 fn last_logits(m: &mut Model, tokens: &[u32]) -> Vec<f32> {
     let mut kv = m.new_kv_cache(0);
-    let l = m.forward(&Batch::sequence(tokens, 0, 0), &mut kv).expect("forward");
+    let l = m
+        .forward(&Batch::sequence(tokens, 0, 0), &mut kv)
+        .expect("forward");
     l.last().expect("logits").to_vec()
 }
 
 #[test]
 fn bad_hparams_are_typed_errors() {
     let bad = |t: Tiny| build(&t).err().expect("must fail");
-    assert!(matches!(bad(Tiny { n_layer: 0, ..Tiny::default() }), ModelError::BadHparam { .. }));
-    assert!(matches!(bad(Tiny { n_head: 0, ..Tiny::default() }), ModelError::BadHparam { .. }));
     assert!(matches!(
-        bad(Tiny { n_head: 4, n_head_kv: 3, ..Tiny::default() }),
+        bad(Tiny {
+            n_layer: 0,
+            ..Tiny::default()
+        }),
+        ModelError::BadHparam { .. }
+    ));
+    assert!(matches!(
+        bad(Tiny {
+            n_head: 0,
+            ..Tiny::default()
+        }),
+        ModelError::BadHparam { .. }
+    ));
+    assert!(matches!(
+        bad(Tiny {
+            n_head: 4,
+            n_head_kv: 3,
+            ..Tiny::default()
+        }),
         ModelError::BadHparam { .. }
     ));
     assert!(matches!(
@@ -147,7 +189,10 @@ fn bad_hparams_are_typed_errors() {
         ModelError::MissingTensor(n) if n == "blk.1.ffn_up.weight"
     ));
     assert!(matches!(
-        bad(Tiny { bad_shape: Some(("blk.2.attn_k.weight", vec![E, 3 * HD])), ..Tiny::default() }),
+        bad(Tiny {
+            bad_shape: Some(("blk.2.attn_k.weight", vec![E, 3 * HD])),
+            ..Tiny::default()
+        }),
         ModelError::TensorShape { .. }
     ));
 }
@@ -156,12 +201,23 @@ fn bad_hparams_are_typed_errors() {
 fn bad_batches_are_typed_errors_and_leave_the_cache_alone() {
     let mut m = tiny();
     let mut kv = m.new_kv_cache(64);
-    m.forward(&Batch::sequence(&[1, 2, 3], 0, 0), &mut kv).expect("prefill");
+    m.forward(&Batch::sequence(&[1, 2, 3], 0, 0), &mut kv)
+        .expect("prefill");
     let gap = m.forward(&Batch::sequence(&[4], 5, 0), &mut kv);
-    assert!(matches!(gap, Err(ModelError::PositionGap { expected: 3, got: 5, .. })));
+    assert!(matches!(
+        gap,
+        Err(ModelError::PositionGap {
+            expected: 3,
+            got: 5,
+            ..
+        })
+    ));
     let oov = m.forward(&Batch::sequence(&[V as u32], 3, 0), &mut kv);
     assert!(matches!(oov, Err(ModelError::TokenOutOfRange { .. })));
-    assert!(matches!(m.forward(&Batch::new(), &mut kv), Err(ModelError::EmptyBatch)));
+    assert!(matches!(
+        m.forward(&Batch::new(), &mut kv),
+        Err(ModelError::EmptyBatch)
+    ));
     assert_eq!(kv.seq_len(0), 3);
     let full = m.forward(&Batch::sequence(&vec![1; 62], 3, 0), &mut kv);
     assert!(matches!(full, Err(ModelError::ContextFull { .. })));
@@ -171,7 +227,12 @@ fn bad_batches_are_typed_errors_and_leave_the_cache_alone() {
 #[test]
 fn sliding_window_sees_exactly_window_positions() {
     // One sliding layer (pattern > n_layer): the last token sees positions p-W+1 ..= p only.
-    let t = Tiny { n_layer: 1, window: 4, swa_pattern: 100, ..Tiny::default() };
+    let t = Tiny {
+        n_layer: 1,
+        window: 4,
+        swa_pattern: 100,
+        ..Tiny::default()
+    };
     let mut m = build(&t).expect("model");
     let base: Vec<u32> = (0..10).map(|i| (i * 7 % 50) as u32).collect();
     let want = last_logits(&mut m, &base);
@@ -184,7 +245,12 @@ fn sliding_window_sees_exactly_window_positions() {
     inside[6] = 1;
     assert_ne!(last_logits(&mut m, &inside), want);
     // A global model sees everything.
-    let mut g = build(&Tiny { n_layer: 1, swa_pattern: 1, ..Tiny::default() }).expect("model");
+    let mut g = build(&Tiny {
+        n_layer: 1,
+        swa_pattern: 1,
+        ..Tiny::default()
+    })
+    .expect("model");
     let gw = last_logits(&mut g, &base);
     assert_ne!(last_logits(&mut g, &outside), gw);
 }
@@ -198,29 +264,52 @@ fn trimming_and_truncation_do_not_change_results() {
     kv.set_keep_extra(0);
     let mut step = Vec::new();
     for (i, &t) in toks.iter().enumerate() {
-        let l = m.forward(&Batch::sequence(&[t], i as u32, 3), &mut kv).expect("step");
+        let l = m
+            .forward(&Batch::sequence(&[t], i as u32, 3), &mut kv)
+            .expect("step");
         step = l.last().expect("logits").to_vec();
     }
-    assert!(kv.memory_bytes() < 40 * 2 * 2 * 32 * 4 * 3, "sliding layers were trimmed");
+    assert!(
+        kv.memory_bytes() < 40 * 2 * 2 * 32 * 4 * 3,
+        "sliding layers were trimmed"
+    );
     let whole = last_logits(&mut m, &toks);
-    let max_diff = step.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    assert!(max_diff < 1e-4, "token-by-token vs prefill differ by {max_diff}");
+    let max_diff = step
+        .iter()
+        .zip(&whole)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(
+        max_diff < 1e-4,
+        "token-by-token vs prefill differ by {max_diff}"
+    );
 
     // Truncate back and replay: same logits; going back past the trimmed window is an error.
     let mut kv = m.new_kv_cache(0);
-    m.forward(&Batch::sequence(&toks[..30], 0, 1), &mut kv).expect("prefill");
+    m.forward(&Batch::sequence(&toks[..30], 0, 1), &mut kv)
+        .expect("prefill");
     kv.truncate_seq(1, 20).expect("truncate within kept rows");
     assert_eq!(kv.seq_len(1), 20);
-    let l = m.forward(&Batch::sequence(&toks[20..], 20, 1), &mut kv).expect("replay");
+    let l = m
+        .forward(&Batch::sequence(&toks[20..], 20, 1), &mut kv)
+        .expect("replay");
     let replay = l.last().expect("logits").to_vec();
-    let d = replay.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let d = replay
+        .iter()
+        .zip(&whole)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
     assert!(d < 1e-4, "replay after truncation differs by {d}");
     let mut kv = m.new_kv_cache(0);
     kv.set_keep_extra(0);
     for (i, &t) in toks.iter().enumerate() {
-        m.forward(&Batch::sequence(&[t], i as u32, 0), &mut kv).expect("step");
+        m.forward(&Batch::sequence(&[t], i as u32, 0), &mut kv)
+            .expect("step");
     }
-    assert!(matches!(kv.truncate_seq(0, 10), Err(ModelError::WindowHistoryLost { .. })));
+    assert!(matches!(
+        kv.truncate_seq(0, 10),
+        Err(ModelError::WindowHistoryLost { .. })
+    ));
     kv.clear_seq(0);
     assert_eq!(kv.seq_len(0), 0);
     assert_eq!(kv.memory_bytes(), 0);
@@ -250,8 +339,11 @@ fn batched_equals_sequential_bitwise() {
             .position(|t| t.seq == s as u32 && t.pos as usize + 1 == p.len())
             .expect("last token");
         let got = l.get(idx).expect("logits");
-        let d = got.iter().zip(&alone[s]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let d = got
+            .iter()
+            .zip(&alone[s])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
         assert!(d < 1e-5, "sequence {s}: batched and alone differ by {d}");
     }
 }
-

@@ -1,6 +1,7 @@
 //! Dot-kernel throughput per type and SIMD level on cache-resident rows (compute peak, no
 //! memory traffic): `cargo bench -p slm-quant --bench kernels [-- --types Q4_K,Q8_0]`.
 //!
+//! `x4` rows: the four-token prefill kernel (GMAC/s counts all four tokens).
 //! Time is this thread's CPU time (Linux `/proc/thread-self/schedstat`), falling back to wall
 //! time, so a busy shared machine inflates the figures less.
 
@@ -56,7 +57,10 @@ fn main() {
     }
     let (rows, cols) = (32usize, 2048usize);
     let mut rng = fastrand::Rng::with_seed(3);
-    println!("{:<7} {:<7} {:>12} {:>10}", "type", "level", "GB/s(wts)", "GMAC/s");
+    println!(
+        "{:<7} {:<7} {:>12} {:>10}",
+        "type", "level", "GB/s(wts)", "GMAC/s"
+    );
     for ty in types {
         let rb = ty.row_bytes(cols as u64).expect("blocks") as usize;
         let mut w = vec![0u8; rb * rows];
@@ -100,6 +104,31 @@ fn main() {
                 n * rb as f64 / secs / 1e9,
                 n * cols as f64 / secs / 1e9
             );
+            // Four activation rows per weight row (prefill kernel), if the level has one.
+            if let Some(dot4) = k.vec_dot4(ty) {
+                let a4: Vec<u8> = a.iter().cycle().take(4 * a.len()).copied().collect();
+                let mut out = [0f32; 4];
+                let (t0, c0) = (Instant::now(), cpu_ns());
+                for _ in 0..reps / 4 {
+                    for r in 0..rows {
+                        dot4(cols, &w[r * rb..(r + 1) * rb], &a4, a.len(), &mut out);
+                        sink += out[0];
+                    }
+                }
+                let secs = match (c0, cpu_ns()) {
+                    (Some(a0), Some(a1)) if a1 > a0 => (a1 - a0) as f64 * 1e-9,
+                    _ => t0.elapsed().as_secs_f64(),
+                };
+                std::hint::black_box(sink);
+                let n4 = (reps / 4 * rows * 4) as f64;
+                println!(
+                    "{:<7} {:<7} {:>12} {:>10.2}",
+                    ty.name(),
+                    format!("{}x4", level.name()),
+                    "-",
+                    n4 * cols as f64 / secs / 1e9
+                );
+            }
         }
     }
 }

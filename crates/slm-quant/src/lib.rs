@@ -20,7 +20,11 @@ pub use slm_gguf::GgmlType;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantError {
     #[error("{ty}: {n} elements are not a whole number of {block}-element blocks")]
-    NotBlockMultiple { ty: GgmlType, n: usize, block: usize },
+    NotBlockMultiple {
+        ty: GgmlType,
+        n: usize,
+        block: usize,
+    },
     #[error("{ty}: {n} elements take {expected} bytes, the buffer has {actual}")]
     ByteLength {
         ty: GgmlType,

@@ -5,51 +5,10 @@
 //! against `gguf.quants.quantize` for the types it has. Rows of several distributions and
 //! lengths. Needs `python3` with those packages; a missing reference fails the test.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod formats_support;
 
+use formats_support::{reference_batch, Job};
 use slm_quant::{dequantize_row, quantize_rows, GgmlType};
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn tmp(tag: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("slm-quant-golden-{}-{n}-{tag}", std::process::id()))
-}
-
-/// Runs quant_ref.py `op` on `input` and returns its output file.
-fn reference(op: &str, ty: GgmlType, n_per_row: usize, input: &[u8], imatrix: Option<&[f32]>) -> Vec<u8> {
-    let (inp, out) = (tmp("in"), tmp("out"));
-    std::fs::write(&inp, input).expect("write input");
-    let mut cmd = Command::new("python3");
-    cmd.arg(repo_root().join("tools/golden/quant_ref.py"))
-        .arg(op)
-        .arg(ty.name())
-        .arg(n_per_row.to_string())
-        .arg(&inp)
-        .arg(&out);
-    let imf = tmp("imatrix");
-    if let Some(w) = imatrix {
-        std::fs::write(&imf, bytemuck::cast_slice::<f32, u8>(w)).expect("write imatrix");
-        cmd.arg(&imf);
-    }
-    let res = cmd.output().expect("python3 must be installed to run the golden tests");
-    assert!(
-        res.status.success(),
-        "quant_ref.py {op} {ty} failed (needs gguf==0.19.0, libgguf==0.2.2, numpy):\n{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    let bytes = std::fs::read(&out).expect("reference output");
-    for p in [inp, out, imf] {
-        let _ = std::fs::remove_file(p);
-    }
-    bytes
-}
 
 /// Deterministic test rows: (label, values, n_per_row).
 fn test_rows(seed: u64) -> Vec<(&'static str, Vec<f32>, usize)> {
@@ -65,8 +24,16 @@ fn test_rows(seed: u64) -> Vec<(&'static str, Vec<f32>, usize)> {
     for &n in &[256usize, 512, 4096] {
         out.push(("normal", (0..4 * n).map(|_| normal() * 0.02).collect(), n));
     }
-    out.push(("uniform", (0..4 * 512).map(|_| rng2.f32() * 2.0 - 1.0).collect(), 512));
-    out.push(("positive", (0..2 * 512).map(|_| rng2.f32() * 3.0 + 0.5).collect(), 512));
+    out.push((
+        "uniform",
+        (0..4 * 512).map(|_| rng2.f32() * 2.0 - 1.0).collect(),
+        512,
+    ));
+    out.push((
+        "positive",
+        (0..2 * 512).map(|_| rng2.f32() * 3.0 + 0.5).collect(),
+        512,
+    ));
     let mut outl: Vec<f32> = (0..4 * 1024).map(|_| normal()).collect();
     for i in (0..outl.len()).step_by(97) {
         outl[i] *= 60.0;
@@ -79,7 +46,13 @@ fn test_rows(seed: u64) -> Vec<(&'static str, Vec<f32>, usize)> {
     }
     out.push(("sparse", sparse, 512));
     out.push(("tiny", (0..512).map(|_| normal() * 1e-6).collect(), 512));
-    out.push(("ternary", (0..2 * 512).map(|_| (rng2.u8(0..3) as f32 - 1.0) * 0.7).collect(), 512));
+    out.push((
+        "ternary",
+        (0..2 * 512)
+            .map(|_| (rng2.u8(0..3) as f32 - 1.0) * 0.7)
+            .collect(),
+        512,
+    ));
     out
 }
 
@@ -98,8 +71,16 @@ fn assert_same_bytes(ty: GgmlType, what: &str, ours: &[u8], theirs: &[u8]) {
     assert_eq!(ours.len(), theirs.len(), "{ty} {what}: length");
     if ours != theirs {
         let bs = ty.type_size() as usize;
-        let nbad = ours.chunks(bs).zip(theirs.chunks(bs)).filter(|(a, b)| a != b).count();
-        let first = ours.chunks(bs).zip(theirs.chunks(bs)).position(|(a, b)| a != b).unwrap_or(0);
+        let nbad = ours
+            .chunks(bs)
+            .zip(theirs.chunks(bs))
+            .filter(|(a, b)| a != b)
+            .count();
+        let first = ours
+            .chunks(bs)
+            .zip(theirs.chunks(bs))
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
         panic!(
             "{ty} {what}: {nbad} of {} blocks differ, first #{first}:\n ours   {:?}\n theirs {:?}",
             ours.len() / bs,
@@ -116,32 +97,34 @@ fn quantize(ty: GgmlType, x: &[f32], n: usize, im: Option<&[f32]>) -> Vec<u8> {
     dst
 }
 
-const LIBGGUF_TYPES: &[GgmlType] = &[
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-    GgmlType::IQ4_NL,
-    GgmlType::IQ4_XS,
-    GgmlType::TQ1_0,
-    GgmlType::TQ2_0,
-    GgmlType::MXFP4,
-    GgmlType::BF16,
-];
-
 fn check_quant_vs_libgguf(ty: GgmlType, with_imatrix: bool) {
-    for (label, x, n) in test_rows(ty.id() as u64 + 7) {
-        let im = with_imatrix.then(|| imatrix(n, n as u64));
-        let ours = quantize(ty, &x, n, im.as_deref());
-        let theirs = reference("quant", ty, n, bytemuck::cast_slice(&x), im.as_deref());
+    let rows = test_rows(ty.id() as u64 + 7);
+    let mut jobs = Vec::new();
+    let mut ours = Vec::new();
+    for (_, x, n) in &rows {
+        let im = with_imatrix.then(|| imatrix(*n, *n as u64));
+        ours.push(quantize(ty, x, *n, im.as_deref()));
+        let input = bytemuck::cast_slice(x).to_vec();
+        jobs.push(Job {
+            op: "quant",
+            ty,
+            n_per_row: *n,
+            input,
+            imatrix: im,
+        });
+    }
+    let theirs = reference_batch(&jobs);
+    let mut changed_by_imatrix = 0;
+    for (((label, x, n), o), t) in rows.iter().zip(&ours).zip(&theirs) {
         let what = format!("{label} rows of {n}, imatrix {with_imatrix}");
-        assert_same_bytes(ty, &what, &ours, &theirs);
+        assert_same_bytes(ty, &what, o, t);
+        if *o != quantize(ty, x, *n, None) {
+            changed_by_imatrix += 1;
+        }
+    }
+    if with_imatrix {
+        // Otherwise the imatrix path would not be tested at all.
+        assert!(changed_by_imatrix > 0, "{ty}: the imatrix changed no row");
     }
 }
 
@@ -199,11 +182,21 @@ fn quant_vs_gguf_numpy() {
         GgmlType::BF16,
         GgmlType::F16,
     ] {
-        // gguf-py's numpy quantizers are slow: the shorter rows only.
-        for (label, x, n) in test_rows(ty.id() as u64 + 99).into_iter().filter(|r| r.2 <= 1024) {
-            let ours = quantize(ty, &x, n, None);
-            let theirs = reference("pyquant", ty, n, bytemuck::cast_slice(&x), None);
-            assert_same_bytes(ty, &format!("{label} rows of {n} (gguf numpy)"), &ours, &theirs);
+        let rows = test_rows(ty.id() as u64 + 99);
+        let jobs: Vec<Job> = rows
+            .iter()
+            .map(|(_, x, n)| Job {
+                op: "pyquant",
+                ty,
+                n_per_row: *n,
+                input: bytemuck::cast_slice(x).to_vec(),
+                imatrix: None,
+            })
+            .collect();
+        let theirs = reference_batch(&jobs);
+        for ((label, x, n), t) in rows.iter().zip(&theirs) {
+            let ours = quantize(ty, x, *n, None);
+            assert_same_bytes(ty, &format!("{label} rows of {n} (gguf numpy)"), &ours, t);
         }
     }
 }
@@ -213,7 +206,8 @@ fn same_f32(a: f32, b: f32) -> bool {
 }
 
 /// Random block bytes (every bit pattern, including f16 NaN/Inf scales) plus the blocks of
-/// quantized random rows, dequantized by us and by gguf-py.
+/// quantized random rows, dequantized by us, by gguf-py and (quantized types) by ggml's C code
+/// in libgguf.
 fn check_dequant(ty: GgmlType) {
     let n = 4096usize;
     let bytes_per_row = ty.row_bytes(n as u64).expect("row") as usize;
@@ -226,24 +220,43 @@ fn check_dequant(ty: GgmlType) {
             }
         }
     }
-    let theirs_b = reference("dequant", ty, n, &raw, None);
-    let theirs: &[f32] = bytemuck::cast_slice(&theirs_b);
+    let mut jobs = vec![Job {
+        op: "dequant",
+        ty,
+        n_per_row: n,
+        input: raw.clone(),
+        imatrix: None,
+    }];
+    if ty.is_quantized() {
+        jobs.push(Job {
+            op: "cdequant",
+            ty,
+            n_per_row: n,
+            input: raw.clone(),
+            imatrix: None,
+        });
+    }
     let mut ours = vec![0f32; raw.len() / bytes_per_row * n];
     for (src, dst) in raw.chunks(bytes_per_row).zip(ours.chunks_mut(n)) {
         dequantize_row(ty, src, dst).expect("dequantize");
     }
-    assert_eq!(ours.len(), theirs.len(), "{ty}: length");
-    let bad: Vec<usize> = (0..ours.len()).filter(|&i| !same_f32(ours[i], theirs[i])).collect();
-    if let Some(&i) = bad.first() {
-        let be = block_elems(ty);
-        panic!(
-            "{ty}: {} of {} values differ, first at {i} (block {}): ours {} theirs {}",
-            bad.len(),
-            ours.len(),
-            i / be,
-            ours[i],
-            theirs[i]
-        );
+    for (job, theirs_b) in jobs.iter().zip(reference_batch(&jobs)) {
+        let theirs: &[f32] = bytemuck::cast_slice(&theirs_b);
+        assert_eq!(ours.len(), theirs.len(), "{ty}: length");
+        let bad: Vec<usize> = (0..ours.len())
+            .filter(|&i| !same_f32(ours[i], theirs[i]))
+            .collect();
+        if let Some(&i) = bad.first() {
+            panic!(
+                "{ty} vs {}: {} of {} values differ, first at {i} (block {}): ours {} theirs {}",
+                job.op,
+                bad.len(),
+                ours.len(),
+                i / block_elems(ty),
+                ours[i],
+                theirs[i]
+            );
+        }
     }
 }
 
@@ -275,4 +288,11 @@ dequant_tests! {
     dequant_tq1_0: TQ1_0;
     dequant_tq2_0: TQ2_0;
     dequant_mxfp4: MXFP4;
+    dequant_iq2_xxs: IQ2_XXS;
+    dequant_iq2_xs: IQ2_XS;
+    dequant_iq2_s: IQ2_S;
+    dequant_iq3_xxs: IQ3_XXS;
+    dequant_iq3_s: IQ3_S;
+    dequant_iq1_s: IQ1_S;
+    dequant_iq1_m: IQ1_M;
 }

@@ -53,7 +53,9 @@ fn scale_fields(ty: GgmlType) -> &'static [usize] {
 fn random_row(rng: &mut fastrand::Rng, ty: GgmlType, n: usize) -> Vec<u8> {
     let bytes = ty.row_bytes(n as u64).expect("whole blocks") as usize;
     match ty {
-        GgmlType::F32 => (0..n).flat_map(|_| (rng.f32() * 2.0 - 1.0).to_le_bytes()).collect(),
+        GgmlType::F32 => (0..n)
+            .flat_map(|_| (rng.f32() * 2.0 - 1.0).to_le_bytes())
+            .collect(),
         GgmlType::F16 => (0..n)
             .flat_map(|_| f32_to_f16(rng.f32() * 2.0 - 1.0).to_le_bytes())
             .collect(),
@@ -141,6 +143,46 @@ fn every_level_matches_the_scalar_dot() {
 }
 
 #[test]
+fn four_row_kernels_match_the_scalar_dot() {
+    let mut rng = fastrand::Rng::with_seed(8);
+    let scalar = Kernels::for_level(SimdLevel::Scalar).expect("scalar");
+    let mut covered = 0;
+    for level in SimdLevel::available() {
+        let k = Kernels::for_level(level).expect("available");
+        for &ty in TYPES {
+            let Some(dot4) = k.vec_dot4(ty) else { continue };
+            covered += 1;
+            let act = ActType::for_weight(ty).expect("kernel type");
+            for n in lengths(ty) {
+                let w = random_row(&mut rng, ty, n);
+                // Four activation rows in one buffer, with padding between them.
+                let stride = act.row_bytes(n) + 7;
+                let mut a = vec![0u8; 3 * stride + act.row_bytes(n)];
+                let xs: Vec<Vec<f32>> = (0..4).map(|_| random_f32(&mut rng, n)).collect();
+                for (j, x) in xs.iter().enumerate() {
+                    let q = quantize_act(scalar, ty, x);
+                    a[j * stride..j * stride + q.len()].copy_from_slice(&q);
+                }
+                let mut out = [0f32; 4];
+                dot4(n, &w, &a, stride, &mut out);
+                for (j, &got) in out.iter().enumerate() {
+                    let aj = &a[j * stride..j * stride + act.row_bytes(n)];
+                    let want = (scalar.vec_dot(ty).expect("kernel"))(n, &w, aj);
+                    let tol = 1e-5 * block_abs_sum(ty, n, &w, aj) + 1e-6;
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "{ty} n={n} {level:?} row {j}: {got} vs scalar {want} (tol {tol})"
+                    );
+                }
+            }
+        }
+    }
+    if SimdLevel::Avx2.is_supported() {
+        assert!(covered >= 6, "AVX2 four-row kernels missing");
+    }
+}
+
+#[test]
 fn avx2_has_native_kernels_for_every_type() {
     if let Some(k) = Kernels::for_level(SimdLevel::Avx2) {
         for &ty in TYPES {
@@ -166,7 +208,11 @@ fn act_inputs(rng: &mut fastrand::Rng, n: usize) -> Vec<Vec<f32>> {
     }
     v.push(pm);
     // A mix of tiny and huge values.
-    v.push((0..n).map(|i| if i % 7 == 0 { 1e4 } else { (i as f32) * 1e-6 }).collect());
+    v.push(
+        (0..n)
+            .map(|i| if i % 7 == 0 { 1e4 } else { (i as f32) * 1e-6 })
+            .collect(),
+    );
     v
 }
 
@@ -214,7 +260,10 @@ fn activation_quantizers_match_the_formats_reference() {
                     let k = Kernels::for_level(level).expect("available");
                     let mut got = vec![0u8; act.row_bytes(n)];
                     (k.quantize(act))(&x, &mut got);
-                    assert!(got == want, "{act:?} n={n} {level:?} differs from formats::quantize_row");
+                    assert!(
+                        got == want,
+                        "{act:?} n={n} {level:?} differs from formats::quantize_row"
+                    );
                 }
             }
         }
@@ -226,7 +275,10 @@ fn scalar_dot_matches_f64_of_dequantized_rows() {
     let mut rng = fastrand::Rng::with_seed(13);
     let scalar = Kernels::for_level(SimdLevel::Scalar).expect("scalar");
     for &ty in TYPES {
-        assert!(slm_quant::can_dequantize(ty), "formats cannot dequantize {ty}");
+        assert!(
+            slm_quant::can_dequantize(ty),
+            "formats cannot dequantize {ty}"
+        );
         let act = ActType::for_weight(ty).expect("kernel type");
         for n in lengths(ty) {
             let w = random_row(&mut rng, ty, n);
@@ -242,7 +294,11 @@ fn scalar_dot_matches_f64_of_dequantized_rows() {
                 v
             };
             let exact: f64 = wf.iter().zip(&af).map(|(&p, &q)| p as f64 * q as f64).sum();
-            let mag: f64 = wf.iter().zip(&af).map(|(&p, &q)| (p as f64 * q as f64).abs()).sum();
+            let mag: f64 = wf
+                .iter()
+                .zip(&af)
+                .map(|(&p, &q)| (p as f64 * q as f64).abs())
+                .sum();
             let got = (scalar.vec_dot(ty).expect("kernel"))(n, &w, &a) as f64;
             assert!(
                 (got - exact).abs() <= 1e-5 * mag + 1e-6,
@@ -267,4 +323,41 @@ fn env_override_names_parse() {
     assert_eq!(SimdLevel::from_name("neon"), None);
     assert!(SimdLevel::available().contains(&SimdLevel::Scalar));
     assert!(SimdLevel::available().contains(&slm_quant::kernels::level()));
+}
+
+/// `SLM_SIMD` picks the level once per process: run this test binary again with the variable set
+/// and check what it chose (an unknown or unsupported value falls back to the detected best).
+#[test]
+fn slm_simd_env_forces_the_level() {
+    if let Ok(expect) = std::env::var("SLM_SIMD_EXPECT") {
+        let got = slm_quant::kernels::level();
+        assert_eq!(got.name(), expect);
+        assert_eq!(Kernels::get().level(), got);
+        return;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cases = vec![("scalar", "scalar"), ("bogus", SimdLevel::detect().name())];
+    if SimdLevel::Avx2.is_supported() {
+        cases.push(("avx2", "avx2"));
+    } else {
+        cases.push(("avx2", "scalar"));
+    }
+    for (value, expect) in cases {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "slm_simd_env_forces_the_level", "--nocapture"])
+            .env("SLM_SIMD", value)
+            .env("SLM_SIMD_EXPECT", expect)
+            .output()
+            .expect("spawn test binary");
+        assert!(
+            out.status.success(),
+            "SLM_SIMD={value}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("1 passed"),
+            "SLM_SIMD={value}: test did not run: {stdout}"
+        );
+    }
 }

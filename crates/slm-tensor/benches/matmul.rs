@@ -5,7 +5,8 @@
 //! - bandwidth: a 256 MiB read (sum of u64) split over the pool's threads, best of 3;
 //! - decode: n_tokens = 1 over a stack of copies of a real-shaped matrix (Qwen2.5 0.5B
 //!   ffn_down 896x4864 and Gemma 3 270M ffn_down 640x2048) filling `--mib` MiB, so every call
-//!   streams its weights from memory; GB/s counts weight bytes, % is of the measured bandwidth
+//!   streams its weights from memory, and Gemma 3 270M's output matrix 262144x640 (one call per
+//!   pass; only types with 32-element blocks, if it fits in `--mib`); GB/s counts weight bytes, % is of the measured bandwidth
 //!   with the same thread count;
 //! - prefill: n_tokens = 64 over 1/16 of the stack, best of 2; GFLOP/s = 2 * rows * cols * tokens / s.
 
@@ -16,6 +17,9 @@ use slm_tensor::matmul::{matmul, QMatrix};
 use slm_tensor::pool::ThreadPool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+/// Rounds per measurement (best taken).
+const ROUNDS: usize = 5;
 
 const DEFAULT_TYPES: &[GgmlType] = &[
     GgmlType::Q4_K,
@@ -67,9 +71,9 @@ fn sanitize(buf: &mut [u8], ty: GgmlType) {
     }
 }
 
-fn bandwidth_gbs(pool: &ThreadPool, buf: &[u8]) -> f64 {
+fn bandwidth_gbs(pool: &ThreadPool, buf: &[u8], reps: usize) -> f64 {
     let mut best = 0f64;
-    for _ in 0..3 {
+    for _ in 0..reps {
         let sink = AtomicU64::new(0);
         let t = Instant::now();
         pool.run(|i, n| {
@@ -134,19 +138,36 @@ fn main() {
     let mut raw = vec![0u8; a.mib << 20];
     fastrand::Rng::with_seed(1).fill(&mut raw);
     let pools: Vec<ThreadPool> = a.threads.iter().map(|&n| ThreadPool::new(n)).collect();
-    let bw: Vec<f64> = pools.iter().map(|p| bandwidth_gbs(p, &raw)).collect();
-    for (p, b) in pools.iter().zip(&bw) {
-        println!("memory read bandwidth, {} thread(s): {b:.1} GB/s", p.n_threads());
+    for p in &pools {
+        let b = bandwidth_gbs(p, &raw, 5);
+        println!(
+            "memory read bandwidth, {} thread(s): {b:.1} GB/s (best of 5)",
+            p.n_threads()
+        );
     }
+    for p in &pools {
+        let n = 2000;
+        let t = Instant::now();
+        for _ in 0..n {
+            p.run_chunks(16, |c| {
+                std::hint::black_box(c);
+            });
+        }
+        let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+        println!("pool overhead, {} thread(s): {us:.2} us per empty run_chunks(16)", p.n_threads());
+    }
+    println!("(each row below: best of {ROUNDS} rounds of [256 MiB read, decode pass]; % = decode / read)");
     println!(
-        "\n{:<7} {:>10} {:>3} | {:>8} {:>8} {:>6} | {:>14}",
-        "type", "shape", "thr", "dec GB/s", "GFLOP/s", "% bw", "prefill GFLOP/s"
+        "\n{:<7} {:>10} {:>3} | {:>7} | {:>8} {:>8} {:>6} | {:>14}",
+        "type", "shape", "thr", "bw GB/s", "dec GB/s", "GFLOP/s", "% bw", "prefill GFLOP/s"
     );
     for &ty in &a.types {
         let mut buf = raw.clone();
         sanitize(&mut buf, ty);
-        for (rows, cols) in [(896usize, 4864usize), (640, 2048)] {
-            let Some(rb) = ty.row_bytes(cols as u64).map(|b| b as usize) else { continue };
+        for (rows, cols) in [(896usize, 4864usize), (640, 2048), (262_144, 640)] {
+            let Some(rb) = ty.row_bytes(cols as u64).map(|b| b as usize) else {
+                continue;
+            };
             let mat_bytes = rb * rows;
             let copies = buf.len() / mat_bytes;
             let mats: Vec<QMatrix> = (0..copies)
@@ -158,12 +179,17 @@ fn main() {
             if mats.is_empty() {
                 continue;
             }
-            let x: Vec<f32> = (0..64 * cols).map(|i| ((i % 17) as f32 - 8.0) * 0.1).collect();
+            let x: Vec<f32> = (0..64 * cols)
+                .map(|i| ((i % 17) as f32 - 8.0) * 0.1)
+                .collect();
             let mut y = vec![0f32; 64 * rows];
-            for (p, b) in pools.iter().zip(&bw) {
-                // Decode: best of 3 passes over all copies.
+            for p in &pools {
+                // Decode: best of ROUNDS passes over all copies, each after a bandwidth pass
+                // (the machine may be shared: both see the same conditions).
                 let mut best = f64::MAX;
-                for _ in 0..3 {
+                let mut b = 0f64;
+                for _ in 0..ROUNDS {
+                    b = b.max(bandwidth_gbs(p, &raw, 1));
                     let t = Instant::now();
                     for m in &mats {
                         matmul(p, m, &x[..cols], &mut y[..rows], 1).expect("matmul");
@@ -185,10 +211,11 @@ fn main() {
                 }
                 let pre = 2.0 * (rows * cols * 64 * n_pre) as f64 / best_pre / 1e9;
                 println!(
-                    "{:<7} {:>10} {:>3} | {:>8.2} {:>8.2} {:>5.0}% | {:>14.2}",
+                    "{:<7} {:>10} {:>3} | {:>7.1} | {:>8.2} {:>8.2} {:>5.0}% | {:>14.2}",
                     ty.name(),
                     format!("{rows}x{cols}"),
                     p.n_threads(),
+                    b,
                     gbs,
                     gflops,
                     100.0 * gbs / b,

@@ -11,10 +11,14 @@
 //!
 //! - Activations are converted once per call to the weight type's activation format
 //!   (Q8_0 / Q8_1 / Q8_K; F32 weights use `x` as is), in parallel over tokens.
-//! - Work is split over chunks of rows, taken dynamically by the threads
-//!   ([`ThreadPool::run_chunks`]), so a thread slowed by other load does not hold up the call. Decode (`n_tokens == 1`) streams
-//!   each weight row once; prefill walks each chunk in tiles of rows that fit in L2 and runs
-//!   every token over a tile before moving on, so weights are read from memory once per call.
+//! - Work is split over chunks of rows (about 8 per thread), taken dynamically by the threads
+//!   ([`ThreadPool::run_chunks`]), so a thread slowed by other load does not hold up the call.
+//! - Decode (`n_tokens == 1`) streams each weight row once. Prefill walks each chunk in tiles
+//!   of rows that fit in L2 (48 KiB of weights) and runs every token over a tile before moving
+//!   on, so weights are read from memory once per call; where the level has one, a 4-token
+//!   kernel (`Kernels::vec_dot4`) unpacks each weight block once for 4 tokens.
+//! - Results equal the scalar reference kernels up to float summation order (integer block sums
+//!   are exact); see `tests/matmul.rs` for the tolerances against an f64 reference.
 //! - The kernel level is the process-wide one (`SLM_SIMD`); [`matmul_with`] takes a table
 //!   explicitly (tests run every level).
 //!
@@ -69,8 +73,18 @@ pub struct QMatrix<'a> {
 
 impl<'a> QMatrix<'a> {
     /// A checked matrix view (type has a kernel, whole blocks, exact byte length).
-    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, MatmulError> {
-        let m = QMatrix { ty, rows, cols, data };
+    pub fn new(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: &'a [u8],
+    ) -> Result<Self, MatmulError> {
+        let m = QMatrix {
+            ty,
+            rows,
+            cols,
+            data,
+        };
         m.row_bytes()?;
         Ok(m)
     }
@@ -83,13 +97,13 @@ impl<'a> QMatrix<'a> {
         let rb = ty
             .row_bytes(self.cols as u64)
             .and_then(|b| usize::try_from(b).ok())
-            .filter(|_| self.cols % block == 0)
+            .filter(|_| self.cols.is_multiple_of(block))
             .ok_or(MatmulError::Cols {
                 ty,
                 cols: self.cols,
                 block,
             })?;
-        let expected = rb.checked_mul(self.rows).unwrap_or(usize::MAX);
+        let expected = rb.saturating_mul(self.rows);
         if self.data.len() != expected {
             return Err(MatmulError::DataLength {
                 ty,
@@ -149,7 +163,9 @@ pub fn matmul_with(
         return Ok(());
     }
     let act = ActType::for_weight(w.ty).ok_or(MatmulError::Unsupported(w.ty))?;
-    let dot = kernels.vec_dot(w.ty).ok_or(MatmulError::Unsupported(w.ty))?;
+    let dot = kernels
+        .vec_dot(w.ty)
+        .ok_or(MatmulError::Unsupported(w.ty))?;
     let arb = act.row_bytes(cols);
 
     SCRATCH.with(|cell| {
@@ -162,12 +178,18 @@ pub fn matmul_with(
             quantize_activations(kernels, act, pool, x, &mut scratch, cols, arb, n_tokens);
             &scratch[..]
         };
-        compute(pool, w, rb, acts, arb, y, n_tokens, dot);
+        let dot4 = kernels.vec_dot4(w.ty);
+        compute(pool, w, rb, acts, arb, y, n_tokens, dot, dot4);
     });
     Ok(())
 }
 
-fn check_len(what: &'static str, n_tokens: usize, expected: usize, actual: usize) -> Result<(), MatmulError> {
+fn check_len(
+    what: &'static str,
+    n_tokens: usize,
+    expected: usize,
+    actual: usize,
+) -> Result<(), MatmulError> {
     if expected != actual {
         return Err(MatmulError::Buffer {
             what,
@@ -232,6 +254,7 @@ fn compute(
     y: &mut [f32],
     n_tokens: usize,
     dot: slm_quant::kernels::VecDotFn,
+    dot4: Option<slm_quant::kernels::VecDot4Fn>,
 ) {
     let (rows, cols) = (w.rows, w.cols);
     let nt = pool.n_threads();
@@ -268,16 +291,30 @@ fn compute(
             }
             return;
         }
-        let mut t0 = 0;
-        while t0 < n_rows {
-            let t1 = (t0 + tile_rows).min(n_rows);
-            for (t, piece) in ch.pieces.iter_mut().enumerate() {
-                let a = &acts[t * arb..(t + 1) * arb];
-                for k in t0..t1 {
+        let mut r0 = 0;
+        while r0 < n_rows {
+            let r1 = (r0 + tile_rows).min(n_rows);
+            let mut t = 0;
+            if let Some(dot4) = dot4 {
+                let mut out = [0f32; 4];
+                while t + 4 <= n_tokens {
+                    let a = &acts[t * arb..(t + 4) * arb];
+                    for k in r0..r1 {
+                        dot4(cols, w.row(ch.r0 + k, rb), a, arb, &mut out);
+                        for (j, &v) in out.iter().enumerate() {
+                            ch.pieces[t + j][k] = v;
+                        }
+                    }
+                    t += 4;
+                }
+            }
+            for (tt, piece) in ch.pieces.iter_mut().enumerate().skip(t) {
+                let a = &acts[tt * arb..(tt + 1) * arb];
+                for k in r0..r1 {
                     piece[k] = dot(cols, w.row(ch.r0 + k, rb), a);
                 }
             }
-            t0 = t1;
+            r0 = r1;
         }
     });
 }

@@ -11,43 +11,16 @@ pub mod attention;
 pub mod embed;
 pub mod norm;
 pub mod rope;
+pub mod simd;
 pub mod softmax;
 
-pub use activation::{gelu_tanh, geglu, silu, swiglu};
+pub use activation::{geglu, gelu_tanh, silu, swiglu};
 pub use attention::{attend, KvRows};
 pub use embed::get_rows;
 pub use norm::{rms_norm, rms_norm_rows};
 pub use rope::{RopeParams, RopeStyle};
+pub use simd::{axpy, dot};
 pub use softmax::{softcap, softmax};
-
-/// `sum(a[i] * b[i])` accumulated in `f32` lanes of 8 (the compiler vectorizes this shape).
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    debug_assert_eq!(a.len(), b.len());
-    let mut acc = [0.0f32; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
-}
-
-/// `y[i] += a * x[i]`.
-#[inline]
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    debug_assert_eq!(x.len(), y.len());
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
 
 /// `x[i] *= s`.
 #[inline]

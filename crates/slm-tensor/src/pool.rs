@@ -176,7 +176,8 @@ impl ThreadPool {
         };
         let _g = lock(&s.park);
         let generation = s.generation.load(Ordering::Acquire) + 1;
-        s.join.store((generation & 0xffff_ffff) << 32, Ordering::Release);
+        s.join
+            .store((generation & 0xffff_ffff) << 32, Ordering::Release);
         *lock(&s.job) = Some(Slot {
             generation,
             job: JobPtr(ptr),
@@ -205,7 +206,7 @@ fn wait_until(s: &Shared, cond: impl Fn() -> bool) {
     let mut spins = 0u32;
     while !cond() {
         spins = spins.wrapping_add(1);
-        if spins % 64 == 0 && start.elapsed() > SPIN {
+        if spins.is_multiple_of(64) && start.elapsed() > SPIN {
             let mut g = lock(&s.done_lock);
             while !cond() {
                 g = s.done.wait(g).unwrap_or_else(PoisonError::into_inner);
@@ -232,7 +233,7 @@ fn worker(s: &Shared, idx: usize) {
                 break;
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
                 let mut guard = lock(&s.park);
                 while s.generation.load(Ordering::Acquire) == seen
                     && !s.shutdown.load(Ordering::Acquire)
@@ -256,7 +257,12 @@ fn worker(s: &Shared, idx: usize) {
                 if cur & !(CLOSED | ACTIVE) != tag || cur & CLOSED != 0 {
                     break false;
                 }
-                match s.join.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
+                match s.join.compare_exchange_weak(
+                    cur,
+                    cur + 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => break true,
                     Err(v) => cur = v,
                 }
@@ -353,7 +359,8 @@ mod tests {
             let pool = ThreadPool::new(n);
             for n_chunks in [0usize, 1, 2, 5, 64] {
                 for _ in 0..50 {
-                    let hits: Vec<AtomicUsize> = (0..n_chunks).map(|_| AtomicUsize::new(0)).collect();
+                    let hits: Vec<AtomicUsize> =
+                        (0..n_chunks).map(|_| AtomicUsize::new(0)).collect();
                     pool.run_chunks(n_chunks, |c| {
                         hits[c].fetch_add(1, Ordering::Relaxed);
                     });

@@ -55,8 +55,12 @@ fn scale_fields(ty: GgmlType) -> &'static [usize] {
 fn random_matrix(rng: &mut fastrand::Rng, ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     let n = rows * cols;
     match ty {
-        GgmlType::F32 => (0..n).flat_map(|_| (rng.f32() - 0.5).to_le_bytes()).collect(),
-        GgmlType::F16 => (0..n).flat_map(|_| f32_to_f16(rng.f32() - 0.5).to_le_bytes()).collect(),
+        GgmlType::F32 => (0..n)
+            .flat_map(|_| (rng.f32() - 0.5).to_le_bytes())
+            .collect(),
+        GgmlType::F16 => (0..n)
+            .flat_map(|_| f32_to_f16(rng.f32() - 0.5).to_le_bytes())
+            .collect(),
         GgmlType::BF16 => (0..n)
             .flat_map(|_| ((((rng.f32() - 0.5).to_bits()) >> 16) as u16).to_le_bytes())
             .collect(),
@@ -154,7 +158,10 @@ fn check(
                 pool.n_threads(),
                 kernels.map(|k| k.level())
             );
-            assert!((got - exact_q).abs() <= tol, "{ctx}: {got} vs {exact_q} (tol {tol})");
+            assert!(
+                (got - exact_q).abs() <= tol,
+                "{ctx}: {got} vs {exact_q} (tol {tol})"
+            );
             assert!(
                 (got - exact_x).abs() <= bound + tol,
                 "{ctx}: {got} vs unquantized {exact_x} (bound {bound})"
@@ -166,12 +173,12 @@ fn check(
 fn shapes(ty: GgmlType) -> Vec<(usize, usize)> {
     // (rows = out features, cols = in features)
     let all = [
-        (37, 256),    // odd row count
+        (37, 256), // odd row count
         (64, 512),
-        (2048, 640),  // Gemma 3 270M ffn_up/gate
-        (640, 2048),  // Gemma 3 270M ffn_down
-        (896, 4864),  // Qwen2.5 0.5B ffn_down
-        (4864, 896),  // Qwen2.5 0.5B ffn_up/gate
+        (2048, 640), // Gemma 3 270M ffn_up/gate
+        (640, 2048), // Gemma 3 270M ffn_down
+        (896, 4864), // Qwen2.5 0.5B ffn_down
+        (4864, 896), // Qwen2.5 0.5B ffn_up/gate
     ];
     let bs = (ty.block_size() as usize).max(ActType::for_weight(ty).expect("kernel").block_size());
     all.into_iter().filter(|&(_, c)| c % bs == 0).collect()
@@ -187,17 +194,39 @@ fn matmul_matches_f64_reference_for_every_type_shape_and_thread_count() {
             // Check every row of small matrices, a spread of rows of large ones.
             let step = if rows * cols > 1 << 20 { 7 } else { 1 };
             let sample: Vec<usize> = (0..rows).step_by(step).chain([rows - 1]).collect();
-            let wrows: Vec<Vec<f32>> = sample.iter().map(|&r| dequant_row(ty, &w, r, cols)).collect();
-            let token_counts: &[usize] = if rows * cols > 1 << 20 { &[1, 5] } else { &[1, 2, 7, 33] };
+            let wrows: Vec<Vec<f32>> = sample
+                .iter()
+                .map(|&r| dequant_row(ty, &w, r, cols))
+                .collect();
+            let token_counts: &[usize] = if rows * cols > 1 << 20 {
+                &[1, 5]
+            } else {
+                &[1, 2, 7, 33]
+            };
             for &n_tokens in token_counts {
-                let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32() * 2.0 - 1.0).collect();
+                let x: Vec<f32> = (0..n_tokens * cols)
+                    .map(|_| rng.f32() * 2.0 - 1.0)
+                    .collect();
                 for pool in &pools {
-                    check(pool, None, ty, &w, rows, cols, &x, n_tokens, &sample, &wrows);
+                    check(
+                        pool, None, ty, &w, rows, cols, &x, n_tokens, &sample, &wrows,
+                    );
                 }
                 if rows * cols <= 1 << 20 {
                     for level in SimdLevel::available() {
                         let k = Kernels::for_level(level).expect("available");
-                        check(&pools[1], Some(k), ty, &w, rows, cols, &x, n_tokens, &sample, &wrows);
+                        check(
+                            &pools[1],
+                            Some(k),
+                            ty,
+                            &w,
+                            rows,
+                            cols,
+                            &x,
+                            n_tokens,
+                            &sample,
+                            &wrows,
+                        );
                     }
                 }
             }
@@ -213,11 +242,18 @@ fn gemma_lm_head_shape() {
     for ty in [GgmlType::Q8_0, GgmlType::Q5_0] {
         let w = random_matrix(&mut rng, ty, rows, cols);
         let sample: Vec<usize> = (0..rows).step_by(4099).chain([rows - 1]).collect();
-        let wrows: Vec<Vec<f32>> = sample.iter().map(|&r| dequant_row(ty, &w, r, cols)).collect();
+        let wrows: Vec<Vec<f32>> = sample
+            .iter()
+            .map(|&r| dequant_row(ty, &w, r, cols))
+            .collect();
         let pool = ThreadPool::new(2);
         for n_tokens in [1, 3] {
-            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32() * 2.0 - 1.0).collect();
-            check(&pool, None, ty, &w, rows, cols, &x, n_tokens, &sample, &wrows);
+            let x: Vec<f32> = (0..n_tokens * cols)
+                .map(|_| rng.f32() * 2.0 - 1.0)
+                .collect();
+            check(
+                &pool, None, ty, &w, rows, cols, &x, n_tokens, &sample, &wrows,
+            );
         }
     }
 }

@@ -20,7 +20,10 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (f64::from(g) - w).abs();
-        assert!(err <= tol * (1.0 + w.abs()), "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            err <= tol * (1.0 + w.abs()),
+            "{what}[{i}]: got {g}, want {w}"
+        );
     }
 }
 
@@ -97,7 +100,9 @@ fn rope_matches_f64_both_styles() {
 fn softmax_and_softcap_match_f64() {
     for (n, amp) in [(1, 1.0), (5, 30.0), (1000, 8.0)] {
         let x = rand_vec(n, n as u64, amp);
-        let m = x.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(f64::from(b)));
+        let m = x
+            .iter()
+            .fold(f64::NEG_INFINITY, |a, &b| a.max(f64::from(b)));
         let e: Vec<f64> = x.iter().map(|&v| (f64::from(v) - m).exp()).collect();
         let s: f64 = e.iter().sum();
         let want: Vec<f64> = e.iter().map(|v| v / s).collect();
@@ -106,7 +111,10 @@ fn softmax_and_softcap_match_f64() {
         assert_close(&got, &want, 1e-6, "softmax");
 
         let cap = 50.0f64;
-        let want: Vec<f64> = x.iter().map(|&v| cap * (f64::from(v) / cap).tanh()).collect();
+        let want: Vec<f64> = x
+            .iter()
+            .map(|&v| cap * (f64::from(v) / cap).tanh())
+            .collect();
         let mut got = x.clone();
         ops::softcap(&mut got, cap as f32);
         assert_close(&got, &want, 1e-6, "softcap");
@@ -224,9 +232,37 @@ fn get_rows_dequantizes_only_requested_rows() {
         }
     }
     ops::get_rows(slm_gguf::GgmlType::Q8_0, &q8, n_cols, &ids, &mut out).unwrap();
-    for c in 0..n_cols {
-        assert_eq!(out[c], ((c % 32) as f32 - 16.0) * 0.5);
+    for (c, &v) in out.iter().enumerate().take(n_cols) {
+        assert_eq!(v, ((c % 32) as f32 - 16.0) * 0.5);
     }
     // A row id past the table is an error, not a panic.
     assert!(ops::get_rows(slm_gguf::GgmlType::F32, &f32_bytes, n_cols, &[10], &mut out).is_err());
+}
+
+#[test]
+fn simd_dot_and_axpy_match_f64() {
+    use slm_tensor::ops::simd;
+    for n in [0usize, 1, 7, 8, 31, 32, 33, 256, 1000] {
+        let a = rand_vec(n, 31 + n as u64, 2.0);
+        let b = rand_vec(n, 32 + n as u64, 2.0);
+        let want: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(x) * f64::from(y))
+            .sum();
+        let tol = 1e-5 * (1.0 + n as f64).sqrt();
+        assert_close(&[ops::dot(&a, &b)], &[want], tol, "dot (dispatched)");
+        assert_close(&[simd::dot_scalar(&a, &b)], &[want], tol, "dot_scalar");
+        let want: Vec<f64> = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| f64::from(y) + 0.75 * f64::from(x))
+            .collect();
+        let mut y = b.clone();
+        ops::axpy(0.75, &a, &mut y);
+        assert_close(&y, &want, 1e-6, "axpy (dispatched)");
+        let mut y = b.clone();
+        simd::axpy_scalar(0.75, &a, &mut y);
+        assert_close(&y, &want, 1e-6, "axpy_scalar");
+    }
 }

@@ -4,11 +4,18 @@
 //! leftmost) is merged until no pair is a token; a final symbol that is no token is emitted as byte
 //! tokens (`<0xHH>`, byte fallback).
 //!
+//! Speed: one heap over a long text is slow (cache misses), so the text is first cut where two
+//! adjacent characters occur next to each other in no token at all: no merge can ever cross such a
+//! cut, and the merge order within each piece is the global order restricted to it, so encoding the
+//! pieces separately gives exactly the same ids.
+//!
 //! llama.cpp also keeps a `rev_merge` map to re-split symbols that are not tokens; it only ever holds
 //! texts that are tokens, so that path never runs, and we leave it out.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashSet;
 
 use crate::error::TokenizerError;
 use crate::vocab::Vocab;
@@ -74,9 +81,46 @@ pub fn byte_tokens(vocab: &Vocab) -> ByteTokens {
     t
 }
 
+/// Every pair of characters that stand next to each other inside some token.
+pub fn adjacent_pairs(vocab: &Vocab) -> FxHashSet<(char, char)> {
+    let mut set = FxHashSet::default();
+    for t in &vocab.texts {
+        let mut it = t.chars();
+        let Some(mut prev) = it.next() else { continue };
+        for c in it {
+            set.insert((prev, c));
+            prev = c;
+        }
+    }
+    set
+}
+
 impl Session {
-    /// Encode `text` (whitespace already escaped) and append the ids.
+    /// Encode `text` (whitespace already escaped) and append the ids. `pairs` is
+    /// [`adjacent_pairs`] of the vocabulary.
     pub fn encode(
+        &mut self,
+        text: &str,
+        vocab: &Vocab,
+        bytes: &ByteTokens,
+        pairs: &FxHashSet<(char, char)>,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
+        let mut start = 0usize;
+        let mut prev: Option<char> = None;
+        for (i, c) in text.char_indices() {
+            if let Some(p) = prev {
+                if !pairs.contains(&(p, c)) {
+                    self.encode_piece(&text[start..i], vocab, bytes, out)?;
+                    start = i;
+                }
+            }
+            prev = Some(c);
+        }
+        self.encode_piece(&text[start..], vocab, bytes, out)
+    }
+
+    fn encode_piece(
         &mut self,
         text: &str,
         vocab: &Vocab,

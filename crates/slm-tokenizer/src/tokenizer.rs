@@ -15,7 +15,7 @@ use crate::vocab::{attr, Vocab, VocabKind};
 /// The family-specific part.
 #[derive(Clone, Debug)]
 enum Model {
-    Spm { bytes: spm::ByteTokens },
+    Spm { bytes: spm::ByteTokens, pairs: rustc_hash::FxHashSet<(char, char)> },
     Bpe { merges: Merges, pre: PreTokenizer },
 }
 
@@ -49,7 +49,7 @@ impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Tokenizer, TokenizerError> {
         let vocab = Vocab::from_gguf(g)?;
         let model = match vocab.kind {
-            VocabKind::Spm => Model::Spm { bytes: spm::byte_tokens(&vocab) },
+            VocabKind::Spm => Model::Spm { bytes: spm::byte_tokens(&vocab), pairs: spm::adjacent_pairs(&vocab) },
             VocabKind::Bpe => Model::Bpe {
                 merges: Merges::from_gguf(g, &vocab)?,
                 pre: PreTokenizer::for_pre(&vocab.pre)?,
@@ -154,7 +154,7 @@ impl Tokenizer {
             out.push(self.vocab.special.bos.ok_or(TokenizerError::MissingSpecialToken("BOS"))?);
         }
         match &self.model {
-            Model::Spm { bytes } => {
+            Model::Spm { bytes, pairs } => {
                 let mut session = spm::Session::default();
                 let mut prev_special = true;
                 let mut buf = String::new();
@@ -172,7 +172,7 @@ impl Tokenizer {
                             for c in text[s..e].chars() {
                                 buf.push(if c == ' ' { '▁' } else { c });
                             }
-                            session.encode(&buf, &self.vocab, bytes, &mut out)?;
+                            session.encode(&buf, &self.vocab, bytes, pairs, &mut out)?;
                             prev_special = false;
                         }
                     }
@@ -326,9 +326,12 @@ impl Tokenizer {
     }
 
     /// Text of a token sequence; invalid UTF-8 (a split multi-byte character) becomes U+FFFD.
-    /// Control tokens render as nothing. Like llama.cpp's `llama_detokenize`, the leading space
-    /// that `add_space_prefix` put in front of the first token is removed; llama.cpp's optional
-    /// `clean_up_tokenization_spaces` pass is not applied.
+    /// Control tokens render as nothing. When the vocabulary adds a space prefix (SPM
+    /// `add_space_prefix`), the leading space of the first piece that renders anything is removed,
+    /// so that `decode(encode(text, true, false)) == text`. llama.cpp's `llama_detokenize` removes it
+    /// only from the very first token (so not after a BOS), and its optional
+    /// `clean_up_tokenization_spaces` pass is not applied. For streaming, use [`crate::StreamDecoder`],
+    /// which removes nothing.
     pub fn decode(&self, ids: &[u32]) -> String {
         String::from_utf8_lossy(&self.decode_bytes(ids, false)).into_owned()
     }
@@ -339,7 +342,10 @@ impl Tokenizer {
         let mut strip = self.vocab.add_space_prefix;
         for &id in ids {
             let p = self.piece(id, special);
-            if strip && p.first() == Some(&b' ') {
+            if p.is_empty() {
+                continue;
+            }
+            if strip && p[0] == b' ' {
                 out.extend_from_slice(&p[1..]);
             } else {
                 out.extend_from_slice(p);

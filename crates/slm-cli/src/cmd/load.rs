@@ -16,7 +16,6 @@ use slm_tokenizer::Tokenizer;
 use super::common::{ModelArgs, SamplingArgs};
 
 pub struct Loaded {
-    pub file: Arc<GgufFile>,
     pub tokenizer: Arc<Tokenizer>,
     pub template: Option<ChatTemplate>,
     pub engine: Engine,
@@ -68,7 +67,6 @@ pub fn load(path: &Path, args: &ModelArgs) -> Result<Loaded> {
         EngineConfig::default(),
     );
     Ok(Loaded {
-        file,
         tokenizer,
         template,
         engine,

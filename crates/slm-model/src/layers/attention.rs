@@ -57,7 +57,12 @@ pub fn attention(
         })
         .collect();
     let max_keys = views.iter().flatten().map(|v| v.2).max().unwrap_or(0);
-    threads.for_units(out, dv, |first, chunk| {
+    // Cost of each (token, head) unit: its number of keys.
+    let cost: Vec<usize> = views
+        .iter()
+        .flat_map(|v| std::iter::repeat_n(v.map_or(1, |v| v.2), shape.n_head))
+        .collect();
+    threads.for_units_weighted(out, dv, &cost, |first, chunk| {
         let mut scores = vec![0.0f32; max_keys]; // (n_keys,)
         for (i, o) in chunk.chunks_exact_mut(dv).enumerate() {
             let u = first + i;
@@ -80,7 +85,15 @@ pub fn attention(
                 n,
             };
             let qh = &q[(t * shape.n_head + h) * dk..(t * shape.n_head + h + 1) * dk];
-            attend(qh, keys, values, shape.scale, shape.soft_cap, &mut scores, o);
+            attend(
+                qh,
+                keys,
+                values,
+                shape.scale,
+                shape.soft_cap,
+                &mut scores,
+                o,
+            );
         }
     });
 }

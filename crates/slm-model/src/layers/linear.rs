@@ -10,7 +10,13 @@ use crate::error::Result;
 use crate::weights::Weight;
 
 /// y (n_tokens, w.rows) = x (n_tokens, w.cols) · W^T.
-pub fn linear(threads: &Threads, file: &GgufFile, w: &Weight, x: &[f32], y: &mut [f32]) -> Result<()> {
+pub fn linear(
+    threads: &Threads,
+    file: &GgufFile,
+    w: &Weight,
+    x: &[f32],
+    y: &mut [f32],
+) -> Result<()> {
     let n_tokens = x.len() / w.cols.max(1);
     let m = QMatrix::new(w.ty(), w.rows, w.cols, w.data(file))?;
     matmul(threads.pool(), &m, x, y, n_tokens)?;

@@ -6,6 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use slm_tensor::pool::ThreadPool;
 
+/// One thread's share: index of its first unit and its run of the output.
+type Slot<'a, T> = Mutex<Option<(usize, &'a mut [T])>>;
+
 /// The thread pool a model computes with (cheap to clone).
 #[derive(Clone)]
 pub struct Threads {
@@ -42,24 +45,64 @@ impl Threads {
     {
         let unit = unit.max(1);
         let n_units = out.len() / unit;
-        if n_units == 0 {
-            return;
-        }
+        let per = n_units.div_ceil(self.n().min(n_units).max(1)).max(1);
+        let slots = out
+            .chunks_mut(per * unit)
+            .enumerate()
+            .map(|(i, c)| Mutex::new(Some((i * per, c))))
+            .collect();
+        self.run_slots(slots, f);
+    }
+
+    /// Like [`Threads::for_units`], but the split balances `cost[u]` (one entry per unit)
+    /// instead of unit counts: causal attention rows grow with position.
+    pub fn for_units_weighted<T, F>(&self, out: &mut [T], unit: usize, cost: &[usize], f: F)
+    where
+        T: Send,
+        F: Fn(usize, &mut [T]) + Sync,
+    {
+        let unit = unit.max(1);
+        let n_units = (out.len() / unit).min(cost.len());
         let n_chunks = self.n().min(n_units);
-        if n_chunks == 1 {
-            f(0, out);
-            return;
+        let total: usize = cost.iter().take(n_units).map(|&c| c.max(1)).sum();
+        let mut slots: Vec<Slot<'_, T>> = Vec::with_capacity(n_chunks);
+        let (mut rest, mut first, mut acc, mut k) = (out, 0usize, 0usize, 1usize);
+        for (u, &c) in cost.iter().enumerate().take(n_units) {
+            acc += c.max(1);
+            let last = u + 1 == n_units;
+            if last || (k < n_chunks && acc * n_chunks >= total * k) {
+                let take = if last {
+                    rest.len()
+                } else {
+                    (u + 1 - first) * unit
+                };
+                let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
+                rest = tail;
+                slots.push(Mutex::new(Some((first, chunk))));
+                first = u + 1;
+                k += 1;
+            }
         }
-        let per = n_units.div_ceil(n_chunks);
-        let mut chunks: Vec<Mutex<Option<(usize, &mut [T])>>> = Vec::with_capacity(n_chunks);
-        for (i, c) in out.chunks_mut(per * unit).enumerate() {
-            chunks.push(Mutex::new(Some((i * per, c))));
+        self.run_slots(slots, f);
+    }
+
+    /// Run `f` on every slot, one slot per pool thread (inline when there is one slot).
+    fn run_slots<'a, T, F>(&self, slots: Vec<Slot<'a, T>>, f: F)
+    where
+        T: Send,
+        F: Fn(usize, &mut [T]) + Sync,
+    {
+        fn take<'a, T>(m: &Slot<'a, T>) -> Option<(usize, &'a mut [T])> {
+            m.lock().unwrap_or_else(PoisonError::into_inner).take()
+        }
+        if slots.len() <= 1 {
+            if let Some((first, c)) = slots.first().and_then(take) {
+                f(first, c);
+            }
+            return;
         }
         self.pool.run(|i, _| {
-            let job = chunks
-                .get(i)
-                .and_then(|m| m.lock().unwrap_or_else(PoisonError::into_inner).take());
-            if let Some((first, c)) = job {
+            if let Some((first, c)) = slots.get(i).and_then(take) {
                 f(first, c);
             }
         });

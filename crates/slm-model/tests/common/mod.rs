@@ -31,8 +31,13 @@ pub fn material(name: &str) -> PathBuf {
 pub fn golden_path() -> PathBuf {
     let candidates = [
         std::env::var_os("SLM_GOLDEN").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gemma3-270m-greedy-llamacpp.json")),
-        Some(PathBuf::from("/work/shared/material/golden/gemma3-270m-greedy-llamacpp.json")),
+        Some(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/golden/gemma3-270m-greedy-llamacpp.json"),
+        ),
+        Some(PathBuf::from(
+            "/work/shared/material/golden/gemma3-270m-greedy-llamacpp.json",
+        )),
     ];
     for c in candidates.into_iter().flatten() {
         if c.exists() {

@@ -69,7 +69,12 @@ impl QuantBlock for BlockIQ4_XS {
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
         let scales_h = self.scales_h;
-        for (ib, (qs, y)) in self.qs.chunks_exact(16).zip(out.chunks_exact_mut(32)).enumerate() {
+        for (ib, (qs, y)) in self
+            .qs
+            .chunks_exact(16)
+            .zip(out.chunks_exact_mut(32))
+            .enumerate()
+        {
             let ls = i32::from((self.scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF)
                 | (i32::from((scales_h >> (2 * ib)) & 3) << 4);
             dequant_32(d * (ls - 32) as f32, qs, y);
@@ -218,7 +223,11 @@ fn iq4_impl(x: &[f32], q4: &mut [u8], qw: Option<&[f32]>, ntry: i32) -> Iq4Out {
     } else {
         out.d = f16::from_f32(scales[0]);
         if ntry > 0 {
-            let id = if scales[0] != 0.0 { 1.0 / scales[0] } else { 0.0 };
+            let id = if scales[0] != 0.0 {
+                1.0 / scales[0]
+            } else {
+                0.0
+            };
             for j in 0..sbs {
                 l[j] = best_index_int8(values, id * x[j]);
             }

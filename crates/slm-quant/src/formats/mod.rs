@@ -5,6 +5,10 @@
 //! same float operation order so that output bytes are identical. Shared scale searches of the
 //! K-quants are in [`search`]. The dynamic entry points [`dequantize_row`], [`quantize_row`] and
 //! [`quantize_rows`] dispatch on a [`GgmlType`].
+//!
+//! The quantizers keep ggml's indexed loops so that they can be compared line by line with the
+//! C code they must match bit for bit; hence `needless_range_loop` is allowed here.
+#![allow(clippy::needless_range_loop)]
 
 use bytemuck::Pod;
 use slm_gguf::GgmlType;
@@ -12,7 +16,11 @@ use slm_gguf::GgmlType;
 use crate::QuantError;
 
 pub mod float;
+pub mod iq1;
+pub mod iq2;
+pub mod iq3;
 pub mod iq4;
+pub mod iq_grids;
 pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;
@@ -29,6 +37,9 @@ pub mod q8_k;
 pub mod search;
 pub mod tq;
 
+pub use iq1::{BlockIQ1_M, BlockIQ1_S};
+pub use iq2::{BlockIQ2_S, BlockIQ2_XS, BlockIQ2_XXS};
+pub use iq3::{BlockIQ3_S, BlockIQ3_XXS};
 pub use iq4::{BlockIQ4_NL, BlockIQ4_XS};
 pub use mxfp4::BlockMXFP4;
 pub use q2_k::BlockQ2_K;
@@ -80,7 +91,10 @@ fn dequantize_bytes<B: QuantBlock>(src: &[u8], dst: &mut [f32]) {
         Ok(blocks) => dequantize_blocks(blocks, dst),
         Err(_) => {
             let size = std::mem::size_of::<B>();
-            for (chunk, out) in src.chunks_exact(size).zip(dst.chunks_exact_mut(B::BLOCK_SIZE)) {
+            for (chunk, out) in src
+                .chunks_exact(size)
+                .zip(dst.chunks_exact_mut(B::BLOCK_SIZE))
+            {
                 let b: B = bytemuck::pod_read_unaligned(chunk);
                 b.dequantize(out);
             }
@@ -98,7 +112,10 @@ fn quantize_bytes<B: Quantize>(
     let blocks_per_row = n_per_row / B::BLOCK_SIZE;
     let row_bytes = blocks_per_row * std::mem::size_of::<B>();
     let mut tmp: Vec<B> = Vec::new();
-    for (x, out) in src.chunks_exact(n_per_row).zip(dst.chunks_exact_mut(row_bytes)) {
+    for (x, out) in src
+        .chunks_exact(n_per_row)
+        .zip(dst.chunks_exact_mut(row_bytes))
+    {
         match bytemuck::try_cast_slice_mut::<u8, B>(out) {
             Ok(blocks) => B::quantize_row(x, blocks, imatrix),
             Err(_) => {
@@ -137,6 +154,13 @@ fn dequant_fn(ty: GgmlType) -> Option<DequantFn> {
         T::TQ1_0 => dequantize_bytes::<BlockTQ1_0>,
         T::TQ2_0 => dequantize_bytes::<BlockTQ2_0>,
         T::MXFP4 => dequantize_bytes::<BlockMXFP4>,
+        T::IQ2_XXS => dequantize_bytes::<BlockIQ2_XXS>,
+        T::IQ2_XS => dequantize_bytes::<BlockIQ2_XS>,
+        T::IQ2_S => dequantize_bytes::<BlockIQ2_S>,
+        T::IQ3_XXS => dequantize_bytes::<BlockIQ3_XXS>,
+        T::IQ3_S => dequantize_bytes::<BlockIQ3_S>,
+        T::IQ1_S => dequantize_bytes::<BlockIQ1_S>,
+        T::IQ1_M => dequantize_bytes::<BlockIQ1_M>,
         _ => return None,
     })
 }
@@ -260,4 +284,219 @@ pub fn quantize_rows(
     }
     f(src, n_per_row, dst, imatrix);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// llama.cpp's `test-quantize-fns` synthetic data: `0.1 + 2 cos(i + offset)`.
+    fn synth(n: usize, offset: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| 0.1 + 2.0 * (i as f32 + offset).cos())
+            .collect()
+    }
+
+    fn row_bytes(ty: GgmlType, n: usize) -> usize {
+        ty.row_bytes(n as u64)
+            .and_then(|b| usize::try_from(b).ok())
+            .unwrap_or(0)
+    }
+
+    /// Round trip error bounds of llama.cpp's `test-quantize-fns`.
+    #[test]
+    fn round_trip_error_within_ggml_bounds() {
+        let n = 4096;
+        let x = synth(n, 0.0);
+        for ty in GgmlType::all().filter(|&t| can_quantize(t)) {
+            let max_err = match ty {
+                GgmlType::Q2_K => 0.0075,
+                GgmlType::Q3_K => 0.0040,
+                GgmlType::TQ1_0 | GgmlType::TQ2_0 => 0.01,
+                _ => 0.002,
+            };
+            let mut q = vec![0u8; row_bytes(ty, n)];
+            quantize_row(ty, &x, &mut q, None).unwrap();
+            let mut y = vec![0f32; n];
+            dequantize_row(ty, &q, &mut y).unwrap();
+            // ggml's `array_rmse`: sqrt(sum of squared errors) / n.
+            let sum: f64 = x
+                .iter()
+                .zip(&y)
+                .map(|(a, b)| f64::from(a - b).powi(2))
+                .sum();
+            let err = sum.sqrt() / n as f64;
+            if matches!(ty, GgmlType::TQ1_0 | GgmlType::TQ2_0) {
+                // Ternary formats only keep the sign pattern of this data; check they decode.
+                assert!(y.iter().all(|v| v.is_finite()), "{ty}");
+                continue;
+            }
+            assert!(err < max_err, "{ty}: mse {err} >= {max_err}");
+        }
+    }
+
+    /// Non-finite input must not panic (overflow checks are on in test builds).
+    #[test]
+    fn non_finite_input_does_not_panic() {
+        let n = 512;
+        let mut x = synth(n, 0.7);
+        x[3] = f32::NAN;
+        x[300] = f32::INFINITY;
+        x[301] = f32::NEG_INFINITY;
+        x[400] = f32::MAX;
+        let im = vec![1.0f32; n];
+        for ty in GgmlType::all().filter(|&t| can_quantize(t)) {
+            let mut q = vec![0u8; row_bytes(ty, n)];
+            quantize_row(ty, &x, &mut q, None).unwrap();
+            quantize_row(ty, &x, &mut q, Some(&im)).unwrap();
+            let mut y = vec![0f32; n];
+            dequantize_row(ty, &q, &mut y).unwrap();
+        }
+    }
+
+    #[test]
+    fn unaligned_buffers_give_the_same_values_and_bytes() {
+        let n = 512;
+        let x = synth(n, 1.5);
+        for ty in GgmlType::all().filter(|&t| can_quantize(t)) {
+            let rb = row_bytes(ty, n);
+            let mut aligned = vec![0u8; rb];
+            quantize_row(ty, &x, &mut aligned, None).unwrap();
+            let mut shifted = vec![0u8; rb + 1];
+            quantize_row(ty, &x, &mut shifted[1..], None).unwrap();
+            assert_eq!(aligned, shifted[1..], "{ty} quantize");
+            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+            dequantize_row(ty, &aligned, &mut a).unwrap();
+            dequantize_row(ty, &shifted[1..], &mut b).unwrap();
+            assert_eq!(a, b, "{ty} dequantize");
+        }
+    }
+
+    #[test]
+    fn bad_lengths_and_types_are_errors() {
+        let mut y = vec![0f32; 64];
+        assert!(matches!(
+            dequantize_row(GgmlType::Q4_0, &[0u8; 35], &mut y),
+            Err(QuantError::ByteLength {
+                expected: 36,
+                actual: 35,
+                ..
+            })
+        ));
+        let mut y40 = vec![0f32; 40];
+        assert!(matches!(
+            dequantize_row(GgmlType::Q4_0, &[0u8; 36], &mut y40),
+            Err(QuantError::NotBlockMultiple {
+                n: 40,
+                block: 32,
+                ..
+            })
+        ));
+        assert_eq!(
+            dequantize_row(GgmlType::I32, &[0u8; 256], &mut y),
+            Err(QuantError::DequantizeUnsupported(GgmlType::I32))
+        );
+        let x = vec![1f32; 256];
+        let mut q = vec![0u8; 144];
+        assert_eq!(
+            quantize_row(GgmlType::Q4_K, &x, &mut q, Some(&[1.0; 255])),
+            Err(QuantError::ImatrixLength {
+                ty: GgmlType::Q4_K,
+                expected: 256,
+                actual: 255
+            })
+        );
+        assert!(quantize_row(GgmlType::Q4_K, &x, &mut q[..143], None).is_err());
+        assert!(quantize_rows(GgmlType::Q4_K, &x, 128, &mut q, None).is_err());
+        assert!(quantize_rows(GgmlType::Q8_0, &x, 96, &mut q, None).is_err());
+        assert!(quantize_row(GgmlType::Q4_K, &[], &mut [], None).is_ok());
+        assert!(dequantize_row(GgmlType::Q4_K, &[], &mut []).is_ok());
+        assert!(!can_quantize(GgmlType::IQ2_XXS) && !can_quantize(GgmlType::I8));
+    }
+
+    /// Q8_1 runs Q8_0's arithmetic (verified against llama.cpp by the golden tests) and adds
+    /// `s = d * sum(qs)`.
+    #[test]
+    fn q8_1_matches_q8_0_plus_sum() {
+        let x = synth(1024, 0.3);
+        let mut a = vec![BlockQ8_0::default(); 32];
+        let mut b = vec![BlockQ8_1::default(); 32];
+        BlockQ8_0::quantize_row(&x, &mut a, None);
+        BlockQ8_1::quantize_row(&x, &mut b, None);
+        for ((a, b), xb) in a.iter().zip(&b).zip(x.chunks_exact(32)) {
+            assert_eq!((a.d, a.qs), (b.d, b.qs));
+            let sum: i32 = b.qs.iter().map(|&q| i32::from(q)).sum();
+            // s uses the f32 scale, before its rounding to f16.
+            let d = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+            assert_eq!(b.s, half::f16::from_f32(sum as f32 * d));
+        }
+    }
+
+    /// Q8_K by hand: the value of largest magnitude maps to -127 exactly (d = max / -127), the
+    /// rest round to nearest even, bsums are group sums.
+    #[test]
+    fn q8_k_layout() {
+        let mut x = vec![0f32; 256];
+        x[0] = 2.54; // largest magnitude: level -127, d = -0.02
+        x[1] = -1.27; // level 63.5 -> 64 (ties to even)
+        x[2] = 0.01; // -0.5 -> 0 (ties to even)
+        x[17] = -0.03; // 1.5 -> 2
+        let b = q8_k::quantize_block(&x);
+        assert_eq!(b.d, 1.0 / (-127.0 / 2.54));
+        assert_eq!(&b.qs[..3], &[-127, 64, 0]);
+        assert_eq!(b.qs[17], 2);
+        assert_eq!(b.bsums[0], -127 + 64);
+        assert_eq!(b.bsums[1], 2);
+        let z = q8_k::quantize_block(&[0.0; 256]);
+        assert_eq!((z.d, z.qs, z.bsums), (0.0, [0; 256], [0; 16]));
+    }
+
+    #[test]
+    fn nearest_int_rounds_ties_to_even() {
+        use search::nearest_int;
+        assert_eq!(
+            [0.5, 1.5, 2.5, -0.5, -1.5, 2.4999, -7.6].map(nearest_int),
+            [0, 2, 2, 0, -2, 2, -8]
+        );
+    }
+
+    #[test]
+    fn block_sizes_match_the_type_table() {
+        fn check<B: QuantBlock>() {
+            assert_eq!(
+                std::mem::size_of::<B>() as u64,
+                B::TYPE.type_size(),
+                "{}",
+                B::TYPE
+            );
+            assert_eq!(B::BLOCK_SIZE as u64, B::TYPE.block_size(), "{}", B::TYPE);
+        }
+        check::<f32>();
+        check::<half::f16>();
+        check::<half::bf16>();
+        check::<BlockQ4_0>();
+        check::<BlockQ4_1>();
+        check::<BlockQ5_0>();
+        check::<BlockQ5_1>();
+        check::<BlockQ8_0>();
+        check::<BlockQ8_1>();
+        check::<BlockQ2_K>();
+        check::<BlockQ3_K>();
+        check::<BlockQ4_K>();
+        check::<BlockQ5_K>();
+        check::<BlockQ6_K>();
+        check::<BlockQ8_K>();
+        check::<BlockIQ4_NL>();
+        check::<BlockIQ4_XS>();
+        check::<BlockTQ1_0>();
+        check::<BlockTQ2_0>();
+        check::<BlockMXFP4>();
+        check::<BlockIQ2_XXS>();
+        check::<BlockIQ2_XS>();
+        check::<BlockIQ2_S>();
+        check::<BlockIQ3_XXS>();
+        check::<BlockIQ3_S>();
+        check::<BlockIQ1_S>();
+        check::<BlockIQ1_M>();
+    }
 }

@@ -40,7 +40,12 @@ impl QuantBlock for BlockQ4_K {
     fn dequantize(&self, out: &mut [f32]) {
         let d = self.d.to_f32();
         let min = self.dmin.to_f32();
-        for (c, (q, y)) in self.qs.chunks_exact(32).zip(out.chunks_exact_mut(64)).enumerate() {
+        for (c, (q, y)) in self
+            .qs
+            .chunks_exact(32)
+            .zip(out.chunks_exact_mut(64))
+            .enumerate()
+        {
             let (sc1, m1) = get_scale_min_k4(2 * c, &self.scales);
             let (sc2, m2) = get_scale_min_k4(2 * c + 1, &self.scales);
             let (d1, m1) = (d * f32::from(sc1), min * f32::from(m1));
@@ -144,7 +149,11 @@ pub(crate) fn quantize_scale_min(
                 max_min = mins[j];
             }
         }
-        let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+        let inv_scale = if max_scale > 0.0 {
+            63.0 / max_scale
+        } else {
+            0.0
+        };
         let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
         for j in 0..8 {
             ls[j] = (nearest_int(inv_scale * scales[j]) as u8).min(63);

@@ -91,7 +91,11 @@ impl Quantize for BlockQ5_0 {
         let sigma2 = row_sigma2(x);
         let mut weight = [0.0f32; 32];
         let mut l = [0i8; 32];
-        for ((b, xb), qwb) in out.iter_mut().zip(x.chunks_exact(32)).zip(qw.chunks_exact(32)) {
+        for ((b, xb), qwb) in out
+            .iter_mut()
+            .zip(x.chunks_exact(32))
+            .zip(qw.chunks_exact(32))
+        {
             block_weights(xb, qwb, sigma2, &mut weight);
             let d = make_qx_quants(16, xb, &mut l, Some(&weight));
             let lu: [u8; 32] = l.map(|v| v as u8);

@@ -39,7 +39,12 @@ impl QuantBlock for BlockQ5_K {
         let min = self.dmin.to_f32();
         let mut u1 = 1u8;
         let mut u2 = 2u8;
-        for (c, (ql, y)) in self.qs.chunks_exact(32).zip(out.chunks_exact_mut(64)).enumerate() {
+        for (c, (ql, y)) in self
+            .qs
+            .chunks_exact(32)
+            .zip(out.chunks_exact_mut(64))
+            .enumerate()
+        {
             let (sc1, m1) = get_scale_min_k4(2 * c, &self.scales);
             let (sc2, m2) = get_scale_min_k4(2 * c + 1, &self.scales);
             let (d1, m1) = (d * f32::from(sc1), min * f32::from(m1));

@@ -63,7 +63,12 @@ pub fn quantize_block(x: &[f32], qw: Option<&[f32]>) -> BlockQ6_K {
     let mut max_abs_scale = 0.0f32;
     for ib in 0..16 {
         let w = qw.map(|w| &w[16 * ib..16 * ib + 16]);
-        let scale = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16], w);
+        let scale = make_qx_quants(
+            32,
+            &x[16 * ib..16 * ib + 16],
+            &mut l[16 * ib..16 * ib + 16],
+            w,
+        );
         scales[ib] = scale;
         let abs_scale = scale.abs();
         if abs_scale > max_abs_scale {

@@ -63,7 +63,10 @@ impl QuantBlock for BlockTQ1_0 {
                 *o = (v - 1) as f32 * d;
             }
         };
-        for group in self.qs[..32].chunks_exact(32).chain(self.qs[32..].chunks_exact(16)) {
+        for group in self.qs[..32]
+            .chunks_exact(32)
+            .chain(self.qs[32..].chunks_exact(16))
+        {
             for n in 0..5 {
                 for &q in group {
                     put(trit(q, n));
@@ -110,7 +113,7 @@ pub fn quantize_tq1_0_block(x: &[f32]) -> BlockTQ1_0 {
             q = q.wrapping_mul(3);
         }
         // ceiling division by 243, result fits a byte
-        ((u16::from(q) * 256 + 242) / 243) as u8
+        (u16::from(q) * 256).div_ceil(243) as u8
     };
     for m in 0..32 {
         b.qs[m] = pack(&mut (0..5).map(|n| to_trit(x[m + 32 * n], id)), false);

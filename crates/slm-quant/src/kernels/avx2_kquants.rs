@@ -164,7 +164,10 @@ unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8) -> f32 {
             let ql1 = ld256(x.add(64 * h + 32));
             let qh = ld256(x.add(128 + 32 * h));
             let q = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4),
+                ),
                 _mm256_or_si256(
                     _mm256_and_si256(ql1, m4),
                     _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4),
@@ -188,7 +191,11 @@ unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8) -> f32 {
         }
         let total = hsum_epi32(sumi) - offset;
         let d = _mm256_mul_ps(ld_f16x8(x.add(208)), _mm256_set1_ps(ld_f32(y)));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_setr_epi32(total, 0, 0, 0, 0, 0, 0, 0)), acc);
+        acc = _mm256_fmadd_ps(
+            d,
+            _mm256_cvtepi32_ps(_mm256_setr_epi32(total, 0, 0, 0, 0, 0, 0, 0)),
+            acc,
+        );
     }
     hsum_ps(acc)
 }
@@ -213,10 +220,7 @@ unsafe fn q3_k(nb: usize, w: *const u8, a: *const u8) -> f32 {
             for s in 0..4 {
                 let bit = 4 * h + s;
                 let q = _mm256_and_si256(srl16(qs, 2 * s), m3);
-                let hb = _mm256_and_si256(
-                    _mm256_slli_epi16(srl16(hm, bit), 2),
-                    m4,
-                );
+                let hb = _mm256_and_si256(_mm256_slli_epi16(srl16(hm, bit), 2), m4);
                 let u = _mm256_or_si256(q, hb);
                 let g = 8 * h + 2 * s;
                 let yk = ld256(y.add(Q8K_QS + 128 * h + 32 * s));
@@ -239,7 +243,8 @@ unsafe fn q2_k(nb: usize, w: *const u8, a: *const u8) -> f32 {
         let x = w.add(i * Q2_K_BYTES);
         let y = a.add(i * Q8_K_BYTES);
         let scb = _mm_loadu_si128(x as *const __m128i);
-        let mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scb, 4), _mm_set1_epi8(0x0f)));
+        let mins16 =
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scb, 4), _mm_set1_epi8(0x0f)));
         let summs = hsum_epi32(_mm256_madd_epi16(mins16, bsums(y)));
         let mut sumi = _mm256_setzero_si256();
         for h in 0..2 {

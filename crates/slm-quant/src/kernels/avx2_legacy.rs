@@ -36,11 +36,24 @@ pub(super) unsafe fn ld_f16x8(p: *const u8) -> __m256 {
     _mm256_cvtph_ps(_mm_set1_epi16(h as i16))
 }
 
-/// Product of the f16 scales at `x` and `y`, broadcast.
+/// Product of the f16 scales at `x` and `y`, broadcast (one-lane converts are done on
+/// broadcast words, so every register write is full-width).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn dd(x: *const u8, y: *const u8) -> __m256 {
-    _mm256_mul_ps(ld_f16x8(x), ld_f16x8(y))
+    let hx = _mm_set1_epi16((x as *const u16).read_unaligned() as i16);
+    let hy = _mm_set1_epi16((y as *const u16).read_unaligned() as i16);
+    _mm256_broadcastss_ps(_mm_mul_ps(_mm_cvtph_ps(hx), _mm_cvtph_ps(hy)))
+}
+
+/// For Q4_1/Q5_1 x Q8_1: the f16 pairs (d, m) at `x` and (d, s) at `y` converted at once:
+/// returns `[dx*dy, mx*sy, dx*dy, mx*sy]`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn dm_ds(x: *const u8, y: *const u8) -> __m128 {
+    let px = _mm_set1_epi32((x as *const u32).read_unaligned() as i32);
+    let py = _mm_set1_epi32((y as *const u32).read_unaligned() as i32);
+    _mm_mul_ps(_mm_cvtph_ps(px), _mm_cvtph_ps(py))
 }
 
 /// Horizontal sum of 8 floats.
@@ -78,8 +91,8 @@ pub(super) unsafe fn nibbles32(p: *const u8) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn bits_to_bytes(x: u32) -> __m256i {
     let shuf = _mm256_setr_epi8(
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3,
-        3,
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
     );
     let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(x as i32), shuf);
     let m = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
@@ -132,18 +145,19 @@ safe_wrapper!(vec_dot_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let mut acc = _mm256_setzero_ps();
-    let mut summs = _mm256_setzero_ps();
+    let mut summs = _mm_setzero_ps();
     for i in 0..nb {
         let x = w.add(i * Q4_1_BYTES);
         let y = a.add(i * Q8_1_BYTES);
-        summs = _mm256_fmadd_ps(ld_f16x8(x.add(2)), ld_f16x8(y.add(2)), summs);
-        let d = dd(x, y);
+        let p = dm_ds(x, y);
+        summs = _mm_add_ps(summs, p);
+        let d = _mm256_broadcastss_ps(p);
         let qx = nibbles32(x.add(4));
         let qy = _mm256_loadu_si256(y.add(4) as *const __m256i);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc);
     }
-    // Every lane of `summs` holds the same sum.
-    hsum_ps(acc) + _mm256_cvtss_f32(summs)
+    // Lane 1 of `summs` holds sum(m * s).
+    hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(summs))
 }
 
 safe_wrapper!(vec_dot_q5_0_q8_0, q5_0, QK, Q5_0_BYTES, Q8_0_BYTES);
@@ -168,20 +182,21 @@ safe_wrapper!(vec_dot_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let mut acc = _mm256_setzero_ps();
-    let mut summs = _mm256_setzero_ps();
+    let mut summs = _mm_setzero_ps();
     for i in 0..nb {
         let x = w.add(i * Q5_1_BYTES);
         let y = a.add(i * Q8_1_BYTES);
-        summs = _mm256_fmadd_ps(ld_f16x8(x.add(2)), ld_f16x8(y.add(2)), summs);
-        let d = dd(x, y);
+        let p = dm_ds(x, y);
+        summs = _mm_add_ps(summs, p);
+        let d = _mm256_broadcastss_ps(p);
         let qh = (x.add(4) as *const u32).read_unaligned();
         let hi = _mm256_and_si256(bits_to_bytes(qh), _mm256_set1_epi8(0x10));
         let qx = _mm256_or_si256(nibbles32(x.add(8)), hi);
         let qy = _mm256_loadu_si256(y.add(4) as *const __m256i);
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8_i8(qx, qy)), acc);
     }
-    // Every lane of `summs` holds the same sum.
-    hsum_ps(acc) + _mm256_cvtss_f32(summs)
+    // Lane 1 of `summs` holds sum(m * s).
+    hsum_ps(acc) + _mm_cvtss_f32(_mm_movehdup_ps(summs))
 }
 
 safe_wrapper!(vec_dot_q8_0_q8_0, q8_0, QK, Q8_0_BYTES, Q8_0_BYTES);

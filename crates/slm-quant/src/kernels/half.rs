@@ -34,7 +34,11 @@ pub fn f32_to_f16(f: f32) -> u16 {
     let man = x & 0x007f_ffff;
     if exp == 0xff {
         // Inf or NaN (keep NaN quiet and non-zero).
-        let nan = if man != 0 { 0x0200 | ((man >> 13) as u16) } else { 0 };
+        let nan = if man != 0 {
+            0x0200 | ((man >> 13) as u16)
+        } else {
+            0
+        };
         return sign | 0x7c00 | nan;
     }
     let e = exp - 127 + 15;

@@ -33,6 +33,8 @@ mod avx2_float;
 mod avx2_kquants;
 #[cfg(target_arch = "x86_64")]
 mod avx2_legacy;
+#[cfg(target_arch = "x86_64")]
+mod avx2_multi;
 
 use slm_gguf::GgmlType;
 use std::sync::OnceLock;
@@ -155,6 +157,9 @@ impl ActType {
 
 /// `dot(n, weight_row, activation_row)`.
 pub type VecDotFn = fn(usize, &[u8], &[u8]) -> f32;
+/// `dot4(n, weight_row, acts, stride, out)`: `out[k]` = dot of the weight row with the
+/// activation row at `acts[k * stride..]`, k < 4 (prefill: one weight row, four tokens).
+pub type VecDot4Fn = fn(usize, &[u8], &[u8], usize, &mut [f32; 4]);
 /// `quantize(x_row, dst)`: f32 row -> activation bytes.
 pub type QuantizeFn = fn(&[f32], &mut [u8]);
 
@@ -201,6 +206,26 @@ impl Kernels {
             }
         }
         scalar_vec_dot(ty)
+    }
+
+    /// A kernel dotting one weight row with four activation rows at once (unpacking the
+    /// weights once), where this level has one for `ty`; else use [`Kernels::vec_dot`] 4 times.
+    pub fn vec_dot4(&self, ty: GgmlType) -> Option<VecDot4Fn> {
+        #[cfg(target_arch = "x86_64")]
+        if self.level == SimdLevel::Avx2 {
+            use GgmlType as T;
+            return Some(match ty {
+                T::Q8_0 => avx2_multi::vec_dot4_q8_0_q8_0,
+                T::Q4_0 => avx2_multi::vec_dot4_q4_0_q8_0,
+                T::Q4_1 => avx2_multi::vec_dot4_q4_1_q8_1,
+                T::Q5_0 => avx2_multi::vec_dot4_q5_0_q8_0,
+                T::Q4_K => avx2_multi::vec_dot4_q4_k_q8_k,
+                T::Q6_K => avx2_multi::vec_dot4_q6_k_q8_k,
+                _ => return None,
+            });
+        }
+        let _ = ty;
+        None
     }
 
     /// The activation quantizer for `act`.
@@ -294,8 +319,14 @@ pub fn f32_as_bytes(x: &[f32]) -> &[u8] {
 /// `w` and `a` hold whole rows of `n` elements; returns the number of blocks.
 #[inline]
 pub(crate) fn check_rows(n: usize, w: &[u8], a: &[u8], bs: usize, wb: usize, ab: usize) -> usize {
-    assert!(n % bs == 0, "row length {n} is not a multiple of {bs}");
+    assert!(
+        n.is_multiple_of(bs),
+        "row length {n} is not a multiple of {bs}"
+    );
     let nb = n / bs;
-    assert!(w.len() >= nb * wb && a.len() >= nb * ab, "row buffers too short");
+    assert!(
+        w.len() >= nb * wb && a.len() >= nb * ab,
+        "row buffers too short"
+    );
     nb
 }

@@ -15,7 +15,11 @@ use super::half::f32_to_f16;
 use super::layout::*;
 
 fn check(x: &[f32], dst: &[u8], bs: usize, bb: usize) -> usize {
-    assert!(x.len() % bs == 0, "row length {} is not a multiple of {bs}", x.len());
+    assert!(
+        x.len().is_multiple_of(bs),
+        "row length {} is not a multiple of {bs}",
+        x.len()
+    );
     let nb = x.len() / bs;
     assert!(dst.len() >= nb * bb, "destination too short");
     nb
@@ -27,7 +31,9 @@ pub fn quantize_row_q8_0(x: &[f32], dst: &mut [u8]) {
     for i in 0..nb {
         let xb = &x[i * QK..(i + 1) * QK];
         let y = &mut dst[i * Q8_0_BYTES..(i + 1) * Q8_0_BYTES];
-        let amax = xb.iter().fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+        let amax = xb
+            .iter()
+            .fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         y[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
@@ -43,7 +49,9 @@ pub fn quantize_row_q8_1(x: &[f32], dst: &mut [u8]) {
     for i in 0..nb {
         let xb = &x[i * QK..(i + 1) * QK];
         let y = &mut dst[i * Q8_1_BYTES..(i + 1) * Q8_1_BYTES];
-        let amax = xb.iter().fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+        let amax = xb
+            .iter()
+            .fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         y[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
@@ -138,7 +146,11 @@ pub mod avx2 {
         let t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
         let frac = _mm256_sub_ps(v, t);
         let sign = _mm256_set1_ps(-0.0);
-        let ge = _mm256_cmp_ps(_mm256_andnot_ps(sign, frac), _mm256_set1_ps(0.5), _CMP_GE_OQ);
+        let ge = _mm256_cmp_ps(
+            _mm256_andnot_ps(sign, frac),
+            _mm256_set1_ps(0.5),
+            _CMP_GE_OQ,
+        );
         let one = _mm256_or_ps(_mm256_set1_ps(1.0), _mm256_and_ps(sign, v));
         _mm256_cvtps_epi32(_mm256_add_ps(t, _mm256_and_ps(ge, one)))
     }
@@ -257,7 +269,10 @@ pub mod avx2 {
                 let r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
                 *qj = _mm256_min_epi32(_mm256_cvtps_epi32(r), lim);
             }
-            _mm256_storeu_si256(out.add(32 * k) as *mut __m256i, pack32(q[0], q[1], q[2], q[3]));
+            _mm256_storeu_si256(
+                out.add(32 * k) as *mut __m256i,
+                pack32(q[0], q[1], q[2], q[3]),
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! Block byte layouts (little-endian) are summarised in `layout.rs`.
 
+use super::check_rows as check;
 use super::half::{bf16_to_f32, rd_f16};
 use super::layout::*;
 
@@ -22,13 +23,6 @@ fn q8k_qs(a: &[u8]) -> &[u8] {
 #[inline]
 fn q8k_bsum(a: &[u8], j: usize) -> i32 {
     i16::from_le_bytes([a[Q8K_BSUMS + 2 * j], a[Q8K_BSUMS + 2 * j + 1]]) as i32
-}
-
-fn check(n: usize, w: &[u8], a: &[u8], bs: usize, wb: usize, ab: usize) -> usize {
-    assert!(n % bs == 0, "row length {n} is not a multiple of {bs}");
-    let nb = n / bs;
-    assert!(w.len() >= nb * wb && a.len() >= nb * ab, "row buffers too short");
-    nb
 }
 
 /// Q4_0 x Q8_0 (`ggml_vec_dot_q4_0_q8_0_generic`).
@@ -348,9 +342,10 @@ pub fn vec_dot_iq4_xs_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
             let qs = &x[8 + 16 * ib..8 + 16 * ib + 16];
             let mut sumi = 0i32;
             for j in 0..16 {
-                sumi += (q8[32 * ib + j] as i8) as i32 * KVALUES_IQ4NL[(qs[j] & 0xf) as usize] as i32;
                 sumi +=
-                    (q8[32 * ib + 16 + j] as i8) as i32 * KVALUES_IQ4NL[(qs[j] >> 4) as usize] as i32;
+                    (q8[32 * ib + j] as i8) as i32 * KVALUES_IQ4NL[(qs[j] & 0xf) as usize] as i32;
+                sumi += (q8[32 * ib + 16 + j] as i8) as i32
+                    * KVALUES_IQ4NL[(qs[j] >> 4) as usize] as i32;
             }
             sumf += d4d8 * (iq4_xs_scale(x, ib) - 32) as f32 * sumi as f32;
         }
@@ -420,7 +415,11 @@ pub fn vec_dot_tq2_0_q8_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub fn vec_dot_f32_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
     check(n, w, a, 1, 4, 4);
     let mut acc = [0.0f32; 8];
-    for (k, (x, y)) in w[..4 * n].chunks_exact(4).zip(a[..4 * n].chunks_exact(4)).enumerate() {
+    for (k, (x, y)) in w[..4 * n]
+        .chunks_exact(4)
+        .zip(a[..4 * n].chunks_exact(4))
+        .enumerate()
+    {
         let x = f32::from_le_bytes([x[0], x[1], x[2], x[3]]);
         let y = f32::from_le_bytes([y[0], y[1], y[2], y[3]]);
         acc[k % 8] += x * y;

@@ -24,14 +24,14 @@ pub fn get_rows(
         })?;
     for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(n_cols)) {
         let start = (id as usize).saturating_mul(row_bytes);
-        let src = data
-            .get(start..start.saturating_add(row_bytes))
-            .ok_or(QuantError::ByteLength {
-                ty,
-                n: n_cols,
-                expected: start.saturating_add(row_bytes),
-                actual: data.len(),
-            })?;
+        let src =
+            data.get(start..start.saturating_add(row_bytes))
+                .ok_or(QuantError::ByteLength {
+                    ty,
+                    n: n_cols,
+                    expected: start.saturating_add(row_bytes),
+                    actual: data.len(),
+                })?;
         dequantize_row(ty, src, dst)?;
     }
     Ok(())

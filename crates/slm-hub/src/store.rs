@@ -1,0 +1,515 @@
+//! The local model store under `SLM_HOME` (default `~/.slm`):
+//!
+//! ```text
+//! blobs/sha256-<hex>          content-addressed files, named only from a `Digest`, stored once
+//! manifests/<part>/.../<tag>  one JSON manifest per name:tag, listing its blobs
+//! tmp/                        partial downloads (<hex>.part), per-digest locks, temp files
+//! ```
+//!
+//! A blob becomes visible only once complete and verified (written in `tmp/`, fsync, rename, fsync
+//! dir); a manifest is written last, only when every blob it names is present. Nothing under the
+//! store is opened through a symlink.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::digest::{Digest, Hasher};
+use crate::error::{HubError, Result};
+use crate::fsutil::{ensure_dir, lstat, open_no_follow, publish, unique_temp, write_atomic};
+use crate::manifest::Manifest;
+use crate::name::{ModelName, MAX_COMPONENTS};
+
+/// Copy buffer size for hashing and copying.
+const BUF: usize = 1 << 20;
+
+/// A model store rooted at one directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// One row of `slm list`.
+#[derive(Clone, Debug)]
+pub struct ListEntry {
+    pub name: ModelName,
+    pub manifest: Manifest,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+/// What `gc` did.
+#[derive(Clone, Debug, Default)]
+pub struct GcReport {
+    pub removed: Vec<Digest>,
+    pub freed_bytes: u64,
+    pub partials_removed: usize,
+    pub kept: usize,
+}
+
+/// An advisory lock on one digest, held while it is downloaded; released on drop.
+pub struct BlobLock {
+    _file: File,
+}
+
+impl Store {
+    /// `SLM_HOME`, else `~/.slm` (`%USERPROFILE%\.slm` on Windows).
+    pub fn default_root() -> Result<PathBuf> {
+        if let Some(h) = std::env::var_os("SLM_HOME").filter(|h| !h.is_empty()) {
+            return Ok(PathBuf::from(h));
+        }
+        let home = std::env::var_os("HOME")
+            .or_else(|| std::env::var_os("USERPROFILE"))
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| HubError::Other("neither SLM_HOME nor HOME is set".into()))?;
+        Ok(PathBuf::from(home).join(".slm"))
+    }
+
+    /// Open (creating if needed) the store at `SLM_HOME` or its default.
+    pub fn open_default() -> Result<Store> {
+        Store::open(Store::default_root()?)
+    }
+
+    /// Open (creating if needed) a store rooted at `root`. The root and its three directories must
+    /// be real directories, not symlinks.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        if lstat(&root)?.is_none() {
+            fs::create_dir_all(&root).map_err(|e| HubError::io(&root, e))?;
+        }
+        // The root itself may be a symlink the user chose (~/.slm -> /data/slm); nothing inside it may.
+        let root = fs::canonicalize(&root).map_err(|e| HubError::io(&root, e))?;
+        for d in ["blobs", "manifests", "tmp"] {
+            ensure_dir(&root.join(d), true)?;
+        }
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn manifests_dir(&self) -> PathBuf {
+        self.root.join("manifests")
+    }
+
+    /// The final path of a blob (it may not exist).
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs_dir().join(d.file_name())
+    }
+
+    /// The partial-download path of a blob.
+    pub fn partial_path(&self, d: &Digest) -> PathBuf {
+        self.tmp_dir().join(format!("{}.part", d.hex()))
+    }
+
+    /// Whether the blob is present as a regular file (not a symlink) of the expected size.
+    pub fn has_blob(&self, d: &Digest, size: Option<u64>) -> Result<bool> {
+        let p = self.blob_path(d);
+        match lstat(&p)? {
+            Some(m) if m.file_type().is_symlink() => Err(HubError::Symlink { path: p }),
+            Some(m) if m.is_file() => Ok(size.is_none_or(|s| s == m.len())),
+            _ => Ok(false),
+        }
+    }
+
+    /// Open a blob for reading (no symlinks).
+    pub fn open_blob(&self, d: &Digest) -> Result<File> {
+        open_no_follow(&self.blob_path(d)).map_err(|e| match e {
+            HubError::Io { source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                HubError::MissingBlob {
+                    digest: d.to_string(),
+                }
+            }
+            other => other,
+        })
+    }
+
+    /// Take the per-digest advisory lock (blocks until other pullers of this blob are done).
+    pub fn lock_blob(&self, d: &Digest) -> Result<BlobLock> {
+        let p = self.tmp_dir().join(format!("{}.lock", d.hex()));
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(|e| HubError::io(&p, e))?;
+        f.lock().map_err(|e| HubError::io(&p, e))?;
+        Ok(BlobLock { _file: f })
+    }
+
+    /// Publish a verified partial file as blob `d` (fsync, rename, fsync dir). If the blob already
+    /// exists the partial is dropped.
+    pub fn promote(&self, tmp: &Path, d: &Digest) -> Result<()> {
+        if self.has_blob(d, None)? {
+            let _ = fs::remove_file(tmp);
+            return Ok(());
+        }
+        publish(tmp, &self.blob_path(d))
+    }
+
+    /// Stream `reader` into the store, hashing as it goes; the blob appears only if the digest
+    /// (and size) match what was expected. Returns the digest and size.
+    pub fn put_blob<R: Read>(
+        &self,
+        mut reader: R,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<(Digest, u64)> {
+        let tmp = unique_temp(&self.tmp_dir(), "blob");
+        let res = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| HubError::io(&tmp, e))?;
+            let mut h = Hasher::new();
+            copy_hashing(&mut reader, &mut f, &mut h, &tmp)?;
+            f.sync_all().map_err(|e| HubError::io(&tmp, e))?;
+            drop(f);
+            let n = h.len();
+            let d = h.finish();
+            check(expected, expected_size, &d, n, "blob")?;
+            self.promote(&tmp, &d)?;
+            Ok((d, n))
+        })();
+        if res.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// `slm import FILE --name NAME:TAG`: add a local GGUF file. A hard link is used where the
+    /// file system allows it (no copy), else the file is copied while hashing.
+    pub fn import_file(&self, src: &Path, name: &ModelName) -> Result<Manifest> {
+        let mut magic = [0u8; 4];
+        File::open(src)
+            .and_then(|mut f| f.read_exact(&mut magic))
+            .map_err(|e| HubError::io(src, e))?;
+        if &magic != b"GGUF" {
+            return Err(HubError::Other(format!(
+                "{} is not a GGUF file (no GGUF magic)",
+                src.display()
+            )));
+        }
+        let tmp = unique_temp(&self.tmp_dir(), "import");
+        let res = (|| {
+            let (d, n) = if fs::hard_link(src, &tmp).is_ok() {
+                let mut f = open_no_follow(&tmp)?;
+                let mut h = Hasher::new();
+                copy_hashing(&mut f, &mut io::sink(), &mut h, &tmp)?;
+                let n = h.len();
+                (h.finish(), n)
+            } else {
+                let mut input = File::open(src).map_err(|e| HubError::io(src, e))?;
+                let mut out = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&tmp)
+                    .map_err(|e| HubError::io(&tmp, e))?;
+                let mut h = Hasher::new();
+                copy_hashing(&mut input, &mut out, &mut h, &tmp)?;
+                out.sync_all().map_err(|e| HubError::io(&tmp, e))?;
+                let n = h.len();
+                (h.finish(), n)
+            };
+            self.promote(&tmp, &d)?;
+            let file_name = src
+                .file_name()
+                .map(|f| f.to_string_lossy().chars().take(200).collect());
+            let m = Manifest::single_model(d, n, file_name, format!("import:{}", src.display()));
+            self.write_manifest(name, &m)?;
+            Ok(m)
+        })();
+        if lstat(&tmp).ok().flatten().is_some() {
+            let _ = fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// The manifest directory of `name`, each component checked to be a real directory.
+    fn manifest_path(&self, name: &ModelName, create: bool) -> Result<Option<PathBuf>> {
+        let rel = name.manifest_rel_path();
+        let mut dir = self.manifests_dir();
+        let comps: Vec<_> = rel.components().collect();
+        let Some((file, dirs)) = comps.split_last() else {
+            return Err(HubError::Other("empty manifest path".into()));
+        };
+        for c in dirs {
+            dir.push(c);
+            if !ensure_dir(&dir, create)? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(dir.join(file)))
+    }
+
+    /// Write `name`'s manifest atomically, after checking that every blob it names is present
+    /// with the right size.
+    pub fn write_manifest(&self, name: &ModelName, m: &Manifest) -> Result<()> {
+        for l in &m.layers {
+            if !self.has_blob(&l.digest, Some(l.size))? {
+                return Err(HubError::MissingBlob {
+                    digest: l.digest.to_string(),
+                });
+            }
+        }
+        let path = self
+            .manifest_path(name, true)?
+            .ok_or_else(|| HubError::Other("manifest directory vanished".into()))?;
+        if let Some(md) = lstat(&path)? {
+            if md.file_type().is_symlink() || !md.is_file() {
+                return Err(HubError::Symlink { path });
+            }
+        }
+        write_atomic(&self.tmp_dir(), &path, &m.to_json())
+    }
+
+    /// Read `name`'s manifest.
+    pub fn read_manifest(&self, name: &ModelName) -> Result<Manifest> {
+        let not_found = || HubError::NotFound {
+            name: name.to_string(),
+        };
+        let path = self.manifest_path(name, false)?.ok_or_else(not_found)?;
+        if lstat(&path)?.is_none() {
+            return Err(not_found());
+        }
+        let f = open_no_follow(&path)?;
+        let mut buf = Vec::new();
+        f.take(crate::manifest::MAX_MANIFEST_BYTES as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| HubError::io(&path, e))?;
+        Manifest::from_json(&buf, &name.to_string())
+    }
+
+    /// Whether `name` has a manifest whose blobs are all present.
+    pub fn is_complete(&self, name: &ModelName) -> Result<bool> {
+        let m = match self.read_manifest(name) {
+            Ok(m) => m,
+            Err(HubError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        for l in &m.layers {
+            if !self.has_blob(&l.digest, Some(l.size))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Path of `name`'s GGUF model blob, for running it.
+    pub fn model_path(&self, name: &ModelName) -> Result<PathBuf> {
+        let m = self.read_manifest(name)?;
+        let l = m.model_layer().ok_or_else(|| HubError::InvalidManifest {
+            what: name.to_string(),
+            reason: "no model layer".into(),
+        })?;
+        if !self.has_blob(&l.digest, Some(l.size))? {
+            return Err(HubError::MissingBlob {
+                digest: l.digest.to_string(),
+            });
+        }
+        Ok(self.blob_path(&l.digest))
+    }
+
+    /// Every manifest in the store, sorted by name. Symlinks are skipped; an unreadable or invalid
+    /// manifest is an error (so `gc` never deletes what it might reference).
+    pub fn list(&self) -> Result<Vec<ListEntry>> {
+        let mut out = Vec::new();
+        self.walk(&self.manifests_dir(), &mut Vec::new(), &mut out)?;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn walk(&self, dir: &Path, rel: &mut Vec<String>, out: &mut Vec<ListEntry>) -> Result<()> {
+        let rd = fs::read_dir(dir).map_err(|e| HubError::io(dir, e))?;
+        for entry in rd {
+            let entry = entry.map_err(|e| HubError::io(dir, e))?;
+            let ft = entry.file_type().map_err(|e| HubError::io(entry.path(), e))?;
+            let fname = entry.file_name().to_string_lossy().into_owned();
+            if ft.is_symlink() {
+                continue;
+            }
+            rel.push(fname);
+            if ft.is_dir() && rel.len() <= MAX_COMPONENTS {
+                self.walk(&entry.path(), rel, out)?;
+            } else if ft.is_file() {
+                if let Ok(name) = ModelName::from_rel_components(rel) {
+                    let manifest = self.read_manifest(&name)?;
+                    let modified = entry.metadata().ok().and_then(|m| m.modified().ok());
+                    out.push(ListEntry {
+                        name,
+                        manifest,
+                        modified,
+                    });
+                }
+            }
+            rel.pop();
+        }
+        Ok(())
+    }
+
+    /// `slm rm NAME`: remove the manifest, then the blobs no other manifest references.
+    /// Returns the bytes freed.
+    pub fn remove(&self, name: &ModelName) -> Result<u64> {
+        let m = self.read_manifest(name)?;
+        let path = self
+            .manifest_path(name, false)?
+            .ok_or_else(|| HubError::NotFound {
+                name: name.to_string(),
+            })?;
+        fs::remove_file(&path).map_err(|e| HubError::io(&path, e))?;
+        // Prune now-empty directories up to manifests/.
+        let mut dir = path.parent().map(Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == self.manifests_dir() || fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(Path::to_path_buf);
+        }
+        let referenced = self.referenced()?;
+        let mut freed = 0u64;
+        for l in &m.layers {
+            if !referenced.contains(&l.digest) && self.has_blob(&l.digest, None)? {
+                let p = self.blob_path(&l.digest);
+                let len = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(&p).map_err(|e| HubError::io(&p, e))?;
+                freed = freed.saturating_add(len);
+            }
+        }
+        Ok(freed)
+    }
+
+    /// `slm cp SRC DST`: a new name for the same blobs (no data is copied).
+    pub fn copy(&self, src: &ModelName, dst: &ModelName) -> Result<()> {
+        let m = self.read_manifest(src)?;
+        self.write_manifest(dst, &m)
+    }
+
+    fn referenced(&self) -> Result<BTreeSet<Digest>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .flat_map(|e| e.manifest.layers.into_iter().map(|l| l.digest))
+            .collect())
+    }
+
+    /// `slm gc`: remove blobs no manifest references; with `partials`, also partial downloads and
+    /// temp files nobody holds a lock on.
+    pub fn gc(&self, partials: bool) -> Result<GcReport> {
+        let referenced = self.referenced()?;
+        let mut report = GcReport::default();
+        let blobs = self.blobs_dir();
+        for entry in fs::read_dir(&blobs).map_err(|e| HubError::io(&blobs, e))? {
+            let entry = entry.map_err(|e| HubError::io(&blobs, e))?;
+            let fname = entry.file_name().to_string_lossy().into_owned();
+            let Some(d) = Digest::from_file_name(&fname) else {
+                continue; // not ours: leave it
+            };
+            if referenced.contains(&d) {
+                report.kept += 1;
+                continue;
+            }
+            let _lock = self.lock_blob(&d)?;
+            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            fs::remove_file(entry.path()).map_err(|e| HubError::io(entry.path(), e))?;
+            report.removed.push(d);
+            report.freed_bytes = report.freed_bytes.saturating_add(len);
+        }
+        if partials {
+            let tmp = self.tmp_dir();
+            for entry in fs::read_dir(&tmp).map_err(|e| HubError::io(&tmp, e))? {
+                let entry = entry.map_err(|e| HubError::io(&tmp, e))?;
+                let fname = entry.file_name().to_string_lossy().into_owned();
+                if let Some(hex) = fname.strip_suffix(".part") {
+                    let Ok(d) = Digest::from_hex(hex) else { continue };
+                    let lock_path = tmp.join(format!("{hex}.lock"));
+                    let lf = OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)
+                        .map_err(|e| HubError::io(&lock_path, e))?;
+                    if lf.try_lock().is_ok() {
+                        let _ = fs::remove_file(entry.path());
+                        let _ = d;
+                        report.partials_removed += 1;
+                    }
+                } else if fname.ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                    report.partials_removed += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Re-hash every blob of `name`; an error names the first one that does not match.
+    pub fn verify(&self, name: &ModelName) -> Result<()> {
+        let m = self.read_manifest(name)?;
+        for l in &m.layers {
+            let mut f = self.open_blob(&l.digest)?;
+            let mut h = Hasher::new();
+            let p = self.blob_path(&l.digest);
+            copy_hashing(&mut f, &mut io::sink(), &mut h, &p)?;
+            let n = h.len();
+            check(Some(&l.digest), Some(l.size), &h.finish(), n, &p.display().to_string())?;
+        }
+        Ok(())
+    }
+}
+
+/// Compare a computed digest and length with the expected ones.
+pub fn check(
+    expected: Option<&Digest>,
+    expected_size: Option<u64>,
+    got: &Digest,
+    n: u64,
+    what: &str,
+) -> Result<()> {
+    if let Some(s) = expected_size {
+        if s != n {
+            return Err(HubError::SizeMismatch {
+                what: what.to_string(),
+                expected: s,
+                actual: n,
+            });
+        }
+    }
+    if let Some(e) = expected {
+        if e != got {
+            return Err(HubError::DigestMismatch {
+                what: what.to_string(),
+                expected: e.to_string(),
+                actual: got.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Copy `r` to `w`, feeding every byte to `h`.
+pub fn copy_hashing<R: Read, W: Write>(r: &mut R, w: &mut W, h: &mut Hasher, path: &Path) -> Result<u64> {
+    let mut buf = vec![0u8; BUF];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HubError::io(path, e)),
+        };
+        let chunk = buf.get(..n).unwrap_or_default();
+        h.update(chunk);
+        w.write_all(chunk).map_err(|e| HubError::io(path, e))?;
+        total = total.saturating_add(n as u64);
+    }
+}

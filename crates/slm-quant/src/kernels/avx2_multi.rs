@@ -1,0 +1,255 @@
+//! AVX2 "one weight row x 4 activation rows" dot products for prefill: the weight blocks are
+//! loaded and unpacked once and dotted with four activation rows, which saves most of the
+//! unpacking work of Q5_0/Q6_K/Q4_K. Same integer sums and scale products as the single-row
+//! kernels (`avx2_legacy`, `avx2_kquants`), so results match `scalar.rs` within float order.
+//! Safety: as in `avx2_legacy` (AVX2 table only; lengths checked before any pointer read).
+
+use super::avx2_legacy::{dot_u8_i8, hsum_epi32, hsum_ps, ld_f16, ld_f16x8, nibbles32};
+use super::layout::*;
+use std::arch::x86_64::*;
+
+/// Checks `n`, `w` and the four activation rows at `a + k * stride`; returns the block count.
+fn check4(n: usize, w: &[u8], a: &[u8], stride: usize, bs: usize, wb: usize, ab: usize) -> usize {
+    assert!(
+        n.is_multiple_of(bs),
+        "row length {n} is not a multiple of {bs}"
+    );
+    let nb = n / bs;
+    assert!(w.len() >= nb * wb, "weight row too short");
+    assert!(
+        stride >= nb * ab && a.len() >= 3 * stride + nb * ab,
+        "activation rows too short"
+    );
+    nb
+}
+
+macro_rules! safe_wrapper4 {
+    ($name:ident, $inner:ident, $bs:expr, $wb:expr, $ab:expr) => {
+        /// Four dots of one weight row; see the module header.
+        pub fn $name(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
+            let nb = check4(n, w, a, stride, $bs, $wb, $ab);
+            // SAFETY: only reachable through the AVX2 table (CPU features checked at table
+            // construction); `check4` proved the weight row and the four activation rows hold
+            // `nb` whole blocks.
+            *out = unsafe { $inner(nb, w.as_ptr(), a.as_ptr(), stride) };
+        }
+    };
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld256(p: *const u8) -> __m256i {
+    _mm256_loadu_si256(p as *const __m256i)
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn finish(acc: [__m256; 4]) -> [f32; 4] {
+    [
+        hsum_ps(acc[0]),
+        hsum_ps(acc[1]),
+        hsum_ps(acc[2]),
+        hsum_ps(acc[3]),
+    ]
+}
+
+safe_wrapper4!(vec_dot4_q8_0_q8_0, q8_0, QK, Q8_0_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * Q8_0_BYTES);
+        let qx = ld256(x.add(2));
+        let ax = _mm256_sign_epi8(qx, qx);
+        let dx = ld_f16x8(x);
+        for (k, s) in acc.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_0_BYTES);
+            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
+            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
+        }
+    }
+    finish(acc)
+}
+
+safe_wrapper4!(vec_dot4_q4_0_q8_0, q4_0, QK, Q4_0_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * Q4_0_BYTES);
+        let qx = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
+        let ax = _mm256_sign_epi8(qx, qx);
+        let dx = ld_f16x8(x);
+        for (k, s) in acc.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_0_BYTES);
+            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
+            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
+        }
+    }
+    finish(acc)
+}
+
+safe_wrapper4!(vec_dot4_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut summs = [_mm_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * Q4_1_BYTES);
+        let qx = nibbles32(x.add(4));
+        // (d, m) of the weights and (d, s) of each activation block, converted as pairs.
+        let xdm = _mm_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32));
+        for k in 0..4 {
+            let y = a.add(k * stride + i * Q8_1_BYTES);
+            let yds = _mm_cvtph_ps(_mm_set1_epi32((y as *const u32).read_unaligned() as i32));
+            let pr = _mm_mul_ps(xdm, yds);
+            summs[k] = _mm_add_ps(summs[k], pr);
+            let p = dot_u8_i8(qx, ld256(y.add(4)));
+            acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(pr), _mm256_cvtepi32_ps(p), acc[k]);
+        }
+    }
+    let r = finish(acc);
+    // Lane 1 of `summs[k]` holds sum(m * s).
+    std::array::from_fn(|k| r[k] + _mm_cvtss_f32(_mm_movehdup_ps(summs[k])))
+}
+
+safe_wrapper4!(vec_dot4_q5_0_q8_0, q5_0, QK, Q5_0_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let shuf = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let bitm = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * Q5_0_BYTES);
+        let qh = (x.add(2) as *const u32).read_unaligned();
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bitm), bitm);
+        let hi = _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8));
+        let qx = _mm256_or_si256(nibbles32(x.add(6)), hi);
+        let ax = _mm256_sign_epi8(qx, qx);
+        let dx = ld_f16x8(x);
+        for (k, s) in acc.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_0_BYTES);
+            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
+            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
+        }
+    }
+    finish(acc)
+}
+
+/// Same unpacking as `avx2_kquants::k4_scales` (8 scales, 8 mins as bytes of two u64).
+#[inline]
+unsafe fn k4_scales(p: *const u8) -> (u64, u64) {
+    const KM1: u32 = 0x3f3f_3f3f;
+    const KM2: u32 = 0x0f0f_0f0f;
+    const KM3: u32 = 0x0303_0303;
+    let u0 = (p as *const u32).read_unaligned();
+    let u1 = (p.add(4) as *const u32).read_unaligned();
+    let u2 = (p.add(8) as *const u32).read_unaligned();
+    let s0 = u0 & KM1;
+    let s1 = (u2 & KM2) | (((u0 >> 6) & KM3) << 4);
+    let m0 = u1 & KM1;
+    let m1 = ((u2 >> 4) & KM2) | (((u1 >> 6) & KM3) << 4);
+    (
+        s0 as u64 | ((s1 as u64) << 32),
+        m0 as u64 | ((m1 as u64) << 32),
+    )
+}
+
+safe_wrapper4!(vec_dot4_q4_k_q8_k, q4_k, QK_K, Q4_K_BYTES, Q8_K_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut summ = [0f32; 4];
+    for i in 0..nb {
+        let x = w.add(i * Q4_K_BYTES);
+        let (sc, mins) = k4_scales(x.add(4));
+        let m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
+        let m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+        let (d, dmin) = (ld_f16x8(x), ld_f16(x.add(2)));
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        for j in 0..4 {
+            let q4 = ld256(x.add(16 + 32 * j));
+            let lo = _mm256_and_si256(q4, m4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xff) as i16);
+            let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xff) as i16);
+            for (k, si) in sumi.iter_mut().enumerate() {
+                let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 64 * j);
+                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y)), s_lo);
+                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(y.add(32))), s_hi);
+                *si = _mm256_add_epi32(*si, _mm256_add_epi32(pl, ph));
+            }
+        }
+        for k in 0..4 {
+            let y = a.add(k * stride + i * Q8_K_BYTES);
+            let yd = (y as *const f32).read_unaligned();
+            let bs = ld256(y.add(Q8K_BSUMS));
+            summ[k] += dmin * yd * hsum_epi32(_mm256_madd_epi16(m2, bs)) as f32;
+            let dv = _mm256_mul_ps(d, _mm256_set1_ps(yd));
+            acc[k] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+        }
+    }
+    let r = finish(acc);
+    std::array::from_fn(|k| r[k] - summ[k])
+}
+
+safe_wrapper4!(vec_dot4_q6_k_q8_k, q6_k, QK_K, Q6_K_BYTES, Q8_K_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m2 = _mm256_set1_epi8(0x03);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * Q6_K_BYTES);
+        let sc = x.add(192) as *const i8;
+        let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc as *const __m128i));
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        for h in 0..2 {
+            let ql0 = ld256(x.add(64 * h));
+            let ql1 = ld256(x.add(64 * h + 32));
+            let qh = ld256(x.add(128 + 32 * h));
+            let hb = |s: i32| -> __m256i {
+                let v = match s {
+                    0 => qh,
+                    2 => _mm256_srli_epi16(qh, 2),
+                    4 => _mm256_srli_epi16(qh, 4),
+                    _ => _mm256_srli_epi16(qh, 6),
+                };
+                _mm256_slli_epi16(_mm256_and_si256(v, m2), 4)
+            };
+            let q = [
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), hb(0)),
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), hb(2)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hb(4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hb(6)),
+            ];
+            for (j, qj) in q.iter().enumerate() {
+                let g = 8 * h + 2 * j;
+                let s = _mm256_set_m128i(
+                    _mm_set1_epi16(*sc.add(g + 1) as i16),
+                    _mm_set1_epi16(*sc.add(g) as i16),
+                );
+                for (k, si) in sumi.iter_mut().enumerate() {
+                    let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 128 * h + 32 * j);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*qj, ld256(y)), s);
+                    *si = _mm256_add_epi32(*si, p);
+                }
+            }
+        }
+        let d = ld_f16(x.add(208));
+        for k in 0..4 {
+            let y = a.add(k * stride + i * Q8_K_BYTES);
+            let yd = (y as *const f32).read_unaligned();
+            let offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, ld256(y.add(Q8K_BSUMS))));
+            let total = hsum_epi32(sumi[k]) - offset;
+            let v = _mm256_setr_ps(total as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * yd), v, acc[k]);
+        }
+    }
+    finish(acc)
+}
