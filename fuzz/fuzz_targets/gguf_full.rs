@@ -23,7 +23,11 @@ fuzz_target!(|data: &[u8]| {
     for t in file.tensors() {
         assert!((1..=4).contains(&t.dims.len()));
         assert_eq!(t.dims.iter().product::<u64>(), t.n_elements);
-        assert_eq!(t.ty.row_bytes(t.dims[0]).map(|r| r * (t.n_elements / t.dims[0])), Some(t.n_bytes));
+        assert_eq!(
+            t.ty.row_bytes(t.dims[0])
+                .map(|r| r * (t.n_elements / t.dims[0])),
+            Some(t.n_bytes)
+        );
         assert_eq!(t.offset % file.alignment, 0);
         let bytes = file.tensor_data(t);
         assert_eq!(bytes.len() as u64, t.n_bytes, "{}", t.name);

@@ -14,7 +14,8 @@ fuzz_target!(|data: &[u8]| {
         b.kv(k, v.clone()).expect("a parsed key is writable");
     }
     for t in a.tensors() {
-        b.tensor(&t.name, &t.dims, t.ty).expect("a parsed tensor is declarable");
+        b.tensor(&t.name, &t.dims, t.ty)
+            .expect("a parsed tensor is declarable");
     }
     let mut w = b.write_header(Vec::new()).expect("header");
     for t in a.tensors() {
@@ -26,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(a.alignment, c.alignment);
     assert_eq!(a.tensors().len(), c.tensors().len());
     for (x, y) in a.tensors().iter().zip(c.tensors()) {
-        assert_eq!((&x.name, &x.dims, x.ty, x.n_bytes), (&y.name, &y.dims, y.ty, y.n_bytes));
+        assert_eq!(
+            (&x.name, &x.dims, x.ty, x.n_bytes),
+            (&y.name, &y.dims, y.ty, y.n_bytes)
+        );
         assert_eq!(a.tensor_data(x), c.tensor_data(y));
     }
 });

@@ -12,7 +12,8 @@ References, one per model file the engine runs:
 - smollm2: no tokenizer.json ships in any package, so a `tokenizers` BPE is built from the GGUF's own
   tokens and merges with SmolLM2's pre-tokenizer (Digits(individual) + ByteLevel): an independent
   implementation over the same data.
-Each gets the llama.cpp llama-spm test strings, extra strings (chat markup, code, Unicode), and the
+Each gets the llama.cpp llama-spm test strings, extra strings (chat markup, code, Unicode), 100
+seeded random strings over mixed alphabets, and the
 whole of botchan.txt (stored as count + sha256 of the ids as little-endian u32).
 """
 import hashlib
@@ -83,6 +84,33 @@ CHAT = {
 }
 
 
+def random_cases(n=100, seed=1234):
+    """Deterministic random strings over mixed alphabets, NFC-normalized (Qwen's tokenizer.json
+    normalizes to NFC, llama.cpp does not; NFC input makes that difference moot)."""
+    import random
+    import unicodedata
+    rng = random.Random(seed)
+    pools = [
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "0123456789",
+        " " * 6 + "\t\n\r",
+        "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+        "àéîõüñçßøåæœÀÉÎÕÜÑÇ",
+        "абвгдежзийклмнопрстуфхцчшщъыьэюя",
+        "日本語中文字漢字のはをにがでと한국어텍스트",
+        "😀😁🦙🚀✅❤️👍🏽\u200d",
+        "\u0301\u0308\u0327",
+        "\u00a0\u2003\u3000\u200b\ufeff",
+        "'sre'vel'dmt",
+    ]
+    out = []
+    for _ in range(n):
+        k = rng.randint(1, 40)
+        raw = "".join(rng.choice(rng.choice(pools)) for _ in range(k))
+        out.append(unicodedata.normalize("NFC", raw))
+    return out
+
+
 def smollm2_from_gguf():
     import gguf
     r = gguf.GGUFReader(str(CACHE / "SmolLM2-135M-Instruct.Q4_1.gguf"))
@@ -114,7 +142,7 @@ def ids_digest(ids):
 
 def main():
     botchan = (CACHE / "botchan.txt").read_bytes().decode("utf-8")  # keep \r\n as is
-    base = vocab_cases() + EXTRA
+    base = vocab_cases() + EXTRA + random_cases()
     refs = {
         "gemma3": ("gemma-3-270m-q4_k_m.gguf",
                    Tokenizer.from_file(str(CACHE / "hf-tokenizers" / "gemma3" / "tokenizer.json"))),

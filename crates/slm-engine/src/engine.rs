@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::model::{BatchToken, Detokenizer, StepModel};
-use crate::sampling::{Sampler, SamplingParams, StopMatcher};
+use crate::sampling::{Sampled, Sampler, SamplingParams, StopMatcher};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
@@ -41,6 +41,8 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// Keep going past end-of-generation tokens.
     pub ignore_eos: bool,
+    /// Report the log-probability of each sampled token and this many top alternatives.
+    pub logprobs: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,8 +68,12 @@ pub struct Done {
 #[derive(Clone, Debug)]
 pub enum Event {
     /// A sampled token and the text it completes (may be empty while a UTF-8 character or a
-    /// possible stop string is pending).
-    Token { id: u32, text: String },
+    /// possible stop string is pending), with log-probabilities when asked for.
+    Token {
+        id: u32,
+        text: String,
+        logprobs: Option<Sampled>,
+    },
     Done(Done),
     Error(EngineError),
 }
@@ -265,6 +271,7 @@ struct Seq {
     generated: usize,
     max_tokens: usize,
     ignore_eos: bool,
+    logprobs: Option<usize>,
     sampler: Sampler,
     stop: StopMatcher,
     utf8: Vec<u8>,
@@ -403,6 +410,7 @@ impl Worker {
                 generated: 0,
                 max_tokens: p.req.max_tokens,
                 ignore_eos: p.req.ignore_eos,
+                logprobs: p.req.logprobs,
                 utf8: Vec::new(),
                 tx: p.tx,
                 cancel: p.cancel,
@@ -485,7 +493,13 @@ impl Worker {
             };
             let n_ctx = self.model.n_ctx();
             let s = &mut self.active[i];
-            let tok = s.sampler.sample(l);
+            let (tok, logprobs) = match s.logprobs {
+                Some(n_top) => {
+                    let sampled = s.sampler.sample_with_logprobs(l, n_top);
+                    (sampled.token, Some(sampled))
+                }
+                None => (s.sampler.sample(l), None),
+            };
             s.sampler.accept(tok);
             s.generated += 1;
             if s.t_first.is_none() {
@@ -518,7 +532,15 @@ impl Worker {
                 text.push_str(&emit);
                 text.push_str(&s.stop.flush());
             }
-            if s.tx.send(Event::Token { id: tok, text }).is_err() {
+            if s
+                .tx
+                .send(Event::Token {
+                    id: tok,
+                    text,
+                    logprobs,
+                })
+                .is_err()
+            {
                 s.cancel.store(true, Ordering::Relaxed);
             }
             if let Some(finish) = finish {

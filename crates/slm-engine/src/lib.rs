@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod info;
+pub mod loaded;
 pub mod model;
 pub mod sampling;
 
@@ -11,4 +12,5 @@ pub use engine::{
     Done, Engine, EngineConfig, EngineError, EngineHandle, Event, FinishReason, GenerateRequest,
     Generation,
 };
+pub use loaded::{LoadError, LoadOptions, LoadedModel};
 pub use model::{BatchToken, Detokenizer, ModelRunner, StepModel};

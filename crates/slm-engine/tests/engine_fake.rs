@@ -114,6 +114,7 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> GenerateRequest {
         max_tokens,
         stop: Vec::new(),
         ignore_eos: false,
+        logprobs: None,
     }
 }
 
@@ -122,7 +123,7 @@ fn collect(g: slm_engine::Generation) -> (Vec<u32>, String, FinishReason) {
     let mut text = String::new();
     for ev in g {
         match ev {
-            Event::Token { id, text: t } => {
+            Event::Token { id, text: t, .. } => {
                 ids.push(id);
                 text.push_str(&t);
             }

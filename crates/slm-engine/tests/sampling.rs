@@ -84,7 +84,12 @@ fn penalties_follow_llama_cpp_formula() {
     let mut c = Candidates::from_logits(&logits);
     pen.apply(&mut c);
     let got: Vec<f32> = c.data.iter().map(|c| c.logit).collect();
-    let want = [2.0 / 1.5 - 2.0 * 0.1 - 0.2, -1.0 * 1.5 - 0.1 - 0.2, 0.5, 3.0];
+    let want = [
+        2.0 / 1.5 - 2.0 * 0.1 - 0.2,
+        -1.5 - 0.1 - 0.2, // -1.0 * 1.5 - 0.1 - 0.2
+        0.5,
+        3.0,
+    ];
     for (g, w) in got.iter().zip(want) {
         assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
     }
@@ -188,7 +193,9 @@ fn seeded_sampling_is_deterministic_and_matches_the_distribution() {
 #[test]
 fn default_chain_only_draws_from_the_filtered_set() {
     // top-k 40 of a 1000-token vocabulary: draws never leave the 40 best.
-    let logits: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect();
+    let logits: Vec<f32> = (0..1000)
+        .map(|i| ((i * 7919) % 1000) as f32 / 100.0)
+        .collect();
     let mut best: Vec<u32> = (0..1000).collect();
     best.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
     best.truncate(40);
@@ -309,4 +316,124 @@ fn sampling_a_262144_vocabulary_is_fast() {
         per_greedy * 1e3
     );
     assert!(per < 0.02, "sampling took {per} s per token");
+}
+
+#[test]
+fn top_p_fast_path_equals_full_sort() {
+    // 50,000 candidates (the fast path) against the same filter after a full sort.
+    let mut x: u32 = 99;
+    let logits: Vec<f32> = (0..50_000)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 8) as f32 / (1u32 << 24) as f32 * 12.0
+        })
+        .collect();
+    for p in [0.1f32, 0.5, 0.9, 0.95, 0.999] {
+        let mut fast = Candidates::from_logits(&logits);
+        TopP::new(p, 0).apply(&mut fast);
+        let mut slow = Candidates::from_logits(&logits);
+        slow.sort();
+        TopP::new(p, 0).apply(&mut slow);
+        assert_eq!(ids(&fast), ids(&slow), "p = {p}");
+        assert!(fast.len() > 1);
+    }
+}
+
+#[test]
+fn sampling_without_top_k_is_fast_enough() {
+    let n = 262_144;
+    let mut x: u32 = 7;
+    let logits: Vec<f32> = (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (x >> 8) as f32 / (1u32 << 24) as f32 * 30.0
+        })
+        .collect();
+    let mut s = Sampler::new(&SamplingParams {
+        top_k: 0,
+        seed: 5,
+        ..SamplingParams::default()
+    });
+    let t0 = Instant::now();
+    for _ in 0..10 {
+        std::hint::black_box(s.sample(&logits));
+    }
+    let per = t0.elapsed().as_secs_f64() / 10.0;
+    eprintln!(
+        "sample(262144, top_k=0, top_p=0.95, min_p=0.05): {:.3} ms",
+        per * 1e3
+    );
+    // A flat worst case (the nucleus holds ~26,000 tokens); generous bound for a shared machine.
+    assert!(per < 0.25, "{per} s per token");
+}
+
+#[test]
+fn params_validation_rejects_non_finite_and_out_of_range() {
+    assert!(SamplingParams::default().validate().is_ok());
+    assert!(SamplingParams::greedy().validate().is_ok());
+    let bad = [
+        SamplingParams {
+            temperature: f32::NAN,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            temperature: f32::INFINITY,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            top_p: 1.5,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            min_p: -0.1,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            repeat_penalty: 0.0,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            frequency_penalty: f32::NAN,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            presence_penalty: 2.5,
+            ..SamplingParams::default()
+        },
+        SamplingParams {
+            repeat_last_n: -2,
+            ..SamplingParams::default()
+        },
+    ];
+    for p in bad {
+        assert!(p.validate().is_err(), "{p:?}");
+    }
+}
+
+#[test]
+fn sampler_is_send() {
+    fn send<T: Send>() {}
+    send::<Sampler>();
+    send::<StopMatcher>();
+}
+
+#[test]
+fn top_k_scan_on_a_large_vocabulary_equals_full_sort() {
+    // Many ties (values on a coarse grid) over 262,144 ids: the one-pass scan used for small k
+    // must keep the same ids, in the same order, as a full sort.
+    let mut x: u32 = 4242;
+    let logits: Vec<f32> = (0..262_144)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            ((x >> 16) % 200) as f32 * 0.05
+        })
+        .collect();
+    for k in [1usize, 40, 100] {
+        let mut fast = Candidates::from_logits(&logits);
+        TopK::new(k).apply(&mut fast);
+        let mut slow = Candidates::from_logits(&logits);
+        slow.sort();
+        slow.data.truncate(k);
+        assert_eq!(ids(&fast), ids(&slow), "k = {k}");
+    }
 }

@@ -61,13 +61,9 @@ impl GgufBuilder {
     /// Add a metadata entry. Setting `general.alignment` (a u32 power of two) changes the
     /// alignment of the data section.
     pub fn kv(&mut self, key: &str, value: Value) -> Result<&mut Self> {
+        // Validate everything before recording anything: a refused entry leaves no trace.
         if key.is_empty() {
             return Err(werr("empty metadata key"));
-        }
-        if !self.keys.insert(key.to_string()) {
-            return Err(GgufError::DuplicateKey {
-                key: key.to_string(),
-            });
         }
         if key.len() as u64 > MAX_KEY_LEN {
             return Err(werr(format!(
@@ -75,11 +71,17 @@ impl GgufBuilder {
                 key.len()
             )));
         }
+        if self.keys.contains(key) {
+            return Err(GgufError::DuplicateKey {
+                key: key.to_string(),
+            });
+        }
         check_readable(key, &value)?;
+        let mut alignment = self.alignment;
         if key == "general.alignment" {
             match value {
                 Value::U32(a) if a != 0 && a.is_power_of_two() && u64::from(a) <= MAX_ALIGNMENT => {
-                    self.alignment = u64::from(a)
+                    alignment = u64::from(a)
                 }
                 _ => {
                     return Err(GgufError::BadAlignment {
@@ -88,6 +90,8 @@ impl GgufBuilder {
                 }
             }
         }
+        self.alignment = alignment;
+        self.keys.insert(key.to_string());
         self.kv.push((key.to_string(), value));
         Ok(self)
     }
@@ -101,10 +105,17 @@ impl GgufBuilder {
                 len: name.len() as u64,
             });
         }
-        if dims.is_empty() || dims.len() > 4 || dims.contains(&0) {
+        if dims.is_empty() || dims.len() > 4 {
             return Err(GgufError::BadDimCount {
                 tensor: name.to_string(),
                 n_dims: u32::try_from(dims.len()).unwrap_or(u32::MAX),
+            });
+        }
+        if let Some(index) = dims.iter().position(|&d| d == 0) {
+            return Err(GgufError::BadDim {
+                tensor: name.to_string(),
+                index,
+                value: 0,
             });
         }
         let n_elements = dims

@@ -28,7 +28,9 @@ impl Digest {
             input: s.chars().take(100).collect(),
             reason,
         };
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| bad("must start with sha256:"))?;
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| bad("must start with sha256:"))?;
         Digest::from_hex(hex).map_err(|_| bad("want 64 lowercase hex digits after sha256:"))
     }
 

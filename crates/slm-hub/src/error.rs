@@ -43,6 +43,11 @@ pub enum HubError {
     Offline { name: String, missing: String },
     #[error("HTTP {status} from {url}")]
     HttpStatus { url: String, status: u16 },
+    #[error("401 unauthorized from {url} (set HF_TOKEN for gated Hugging Face repos)")]
+    Unauthorized {
+        url: String,
+        challenge: Option<String>,
+    },
     #[error("network error for {url}: {reason}")]
     Network { url: String, reason: String },
     #[error("refused URL {url}: {reason}")]

@@ -86,7 +86,10 @@ pub fn ensure_dir(path: &Path, create: bool) -> Result<bool> {
         Some(m) if m.is_dir() => Ok(true),
         Some(_) => Err(HubError::io(
             path,
-            io::Error::new(io::ErrorKind::AlreadyExists, "exists and is not a directory"),
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "exists and is not a directory",
+            ),
         )),
         None if create => {
             match fs::create_dir(path) {

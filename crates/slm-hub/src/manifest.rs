@@ -41,7 +41,12 @@ pub struct Manifest {
 
 impl Manifest {
     /// A manifest with one GGUF model layer.
-    pub fn single_model(digest: Digest, size: u64, filename: Option<String>, source: String) -> Self {
+    pub fn single_model(
+        digest: Digest,
+        size: u64,
+        filename: Option<String>,
+        source: String,
+    ) -> Self {
         Manifest {
             schema_version: 2,
             media_type: MEDIA_MANIFEST.to_string(),
@@ -88,6 +93,9 @@ impl Manifest {
 
     /// Sum of the layer sizes.
     pub fn total_size(&self) -> u64 {
-        self.layers.iter().map(|l| l.size).fold(0u64, u64::saturating_add)
+        self.layers
+            .iter()
+            .map(|l| l.size)
+            .fold(0u64, u64::saturating_add)
     }
 }

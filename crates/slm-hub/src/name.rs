@@ -43,18 +43,27 @@ fn check_component(input: &str, c: &str, what: &str) -> Result<()> {
         return Err(invalid(input, format!("empty {what}")));
     }
     if c.len() > MAX_COMPONENT_LEN {
-        return Err(invalid(input, format!("{what} longer than {MAX_COMPONENT_LEN} bytes")));
+        return Err(invalid(
+            input,
+            format!("{what} longer than {MAX_COMPONENT_LEN} bytes"),
+        ));
     }
     if let Some(bad) = c
         .chars()
         .find(|ch| !(ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-')))
     {
-        return Err(invalid(input, format!("{what} has a forbidden character {bad:?}")));
+        return Err(invalid(
+            input,
+            format!("{what} has a forbidden character {bad:?}"),
+        ));
     }
     let first = c.as_bytes().first().copied().unwrap_or(b'.');
     let first_ok = first.is_ascii_alphanumeric() || (what == "tag" && first == b'_');
     if !first_ok {
-        return Err(invalid(input, format!("{what} must start with a letter or digit")));
+        return Err(invalid(
+            input,
+            format!("{what} must start with a letter or digit"),
+        ));
     }
     if c.ends_with('.') {
         return Err(invalid(input, format!("{what} must not end with '.'")));
@@ -89,7 +98,10 @@ impl ModelName {
         let mut parts: Vec<String> = Vec::new();
         for (i, comp) in path.split('/').enumerate() {
             if i >= MAX_COMPONENTS {
-                return Err(invalid(input, format!("more than {MAX_COMPONENTS} components")));
+                return Err(invalid(
+                    input,
+                    format!("more than {MAX_COMPONENTS} components"),
+                ));
             }
             let comp = if i == 0 && path.contains('/') {
                 // A registry host may carry a port: `localhost:5000/ns/model`.
@@ -192,7 +204,10 @@ pub fn validate_remote_file_name(name: &str) -> Result<()> {
     if name.starts_with('/') {
         return Err(bad("absolute path"));
     }
-    if name.chars().any(|c| c.is_control() || matches!(c, '\\' | ':' | '%' | '?' | '#')) {
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\\' | ':' | '%' | '?' | '#'))
+    {
         return Err(bad("forbidden character (control, \\, :, %, ?, #)"));
     }
     let comps: Vec<&str> = name.split('/').collect();
@@ -204,7 +219,9 @@ pub fn validate_remote_file_name(name: &str) -> Result<()> {
             return Err(bad("empty, '.' or '..' component"));
         }
         if c.starts_with(' ') || c.ends_with(' ') || c.ends_with('.') {
-            return Err(bad("component starts or ends with a space, or ends with '.'"));
+            return Err(bad(
+                "component starts or ends with a space, or ends with '.'",
+            ));
         }
     }
     Ok(())

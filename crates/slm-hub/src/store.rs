@@ -333,7 +333,9 @@ impl Store {
         let rd = fs::read_dir(dir).map_err(|e| HubError::io(dir, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| HubError::io(dir, e))?;
-            let ft = entry.file_type().map_err(|e| HubError::io(entry.path(), e))?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| HubError::io(entry.path(), e))?;
             let fname = entry.file_name().to_string_lossy().into_owned();
             if ft.is_symlink() {
                 continue;
@@ -430,7 +432,9 @@ impl Store {
                 let entry = entry.map_err(|e| HubError::io(&tmp, e))?;
                 let fname = entry.file_name().to_string_lossy().into_owned();
                 if let Some(hex) = fname.strip_suffix(".part") {
-                    let Ok(d) = Digest::from_hex(hex) else { continue };
+                    let Ok(d) = Digest::from_hex(hex) else {
+                        continue;
+                    };
                     let lock_path = tmp.join(format!("{hex}.lock"));
                     let lf = OpenOptions::new()
                         .create(true)
@@ -461,7 +465,13 @@ impl Store {
             let p = self.blob_path(&l.digest);
             copy_hashing(&mut f, &mut io::sink(), &mut h, &p)?;
             let n = h.len();
-            check(Some(&l.digest), Some(l.size), &h.finish(), n, &p.display().to_string())?;
+            check(
+                Some(&l.digest),
+                Some(l.size),
+                &h.finish(),
+                n,
+                &p.display().to_string(),
+            )?;
         }
         Ok(())
     }
@@ -497,7 +507,12 @@ pub fn check(
 }
 
 /// Copy `r` to `w`, feeding every byte to `h`.
-pub fn copy_hashing<R: Read, W: Write>(r: &mut R, w: &mut W, h: &mut Hasher, path: &Path) -> Result<u64> {
+pub fn copy_hashing<R: Read, W: Write>(
+    r: &mut R,
+    w: &mut W,
+    h: &mut Hasher,
+    path: &Path,
+) -> Result<u64> {
     let mut buf = vec![0u8; BUF];
     let mut total = 0u64;
     loop {

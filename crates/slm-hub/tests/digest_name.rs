@@ -1,6 +1,8 @@
 //! Digest, model-name and remote-file-name validation (reliability guide 2.3: >= 30 digest,
 //! >= 25 name and >= 20 file-name cases). Accepted digests are checked against Python's hashlib.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use slm_hub::{validate_remote_file_name, Digest, HubError, ModelName};
 
 const GOOD: &str = "sha256:a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818";
@@ -23,34 +25,34 @@ fn digest_cases() {
     let bad: Vec<String> = vec![
         String::new(),
         "sha256:".into(),
-        HEX.into(),                                   // no prefix
-        format!("sha256-{HEX}"),                      // file-name form is not a digest string
-        format!("SHA256:{HEX}"),                      // upper-case algorithm
-        format!("sha256:{}", HEX.to_uppercase()),     // upper-case hex
-        format!("sha512:{HEX}{HEX}"),                 // other algorithm
-        format!("sha256:{}", &HEX[..63]),             // 63 digits
-        format!("sha256:{HEX}0"),                     // 65 digits
-        format!("sha256:{}", &HEX[..32]),             // 32 digits
-        format!(" sha256:{HEX}"),                     // leading space
-        format!("sha256:{HEX} "),                     // trailing space
-        format!("sha256:{HEX}\n"),                    // trailing newline
-        format!("sha256: {}", &HEX[..63]),            // inner space
-        format!("sha256:{}g", &HEX[..63]),            // non-hex letter
-        format!("sha256:{}\0", &HEX[..63]),           // NUL
-        format!("sha256:../../{}", &HEX[..58]),       // traversal, right length
-        format!("sha256:{}/x", &HEX[..62]),           // slash
-        format!("sha256:{}\\x", &HEX[..62]),          // backslash
-        format!("sha256:{}é", &HEX[..62]),            // multi-byte char, 64 bytes
-        format!("sha256:{}", "0".repeat(1 << 16)),    // huge
-        format!("sha256::{}", &HEX[..63]),            // double colon
-        format!("sha256:0x{}", &HEX[..62]),           // 0x prefix
-        format!("sha256:{}", "-".repeat(64)),         // dashes
-        format!("sha256:{HEX}#frag"),                 // URL fragment
-        format!("sha256:{HEX}?q"),                    // query
-        "sha256:%2e%2e%2fetc%2fpasswd".into(),        // percent encoding
-        format!("md5:{}", &HEX[..32]),                // md5
-        format!("sha256:{}", "０".repeat(64)),        // full-width digits
-        format!("sha256\0:{HEX}"),                    // NUL in prefix
+        HEX.into(),                                // no prefix
+        format!("sha256-{HEX}"),                   // file-name form is not a digest string
+        format!("SHA256:{HEX}"),                   // upper-case algorithm
+        format!("sha256:{}", HEX.to_uppercase()),  // upper-case hex
+        format!("sha512:{HEX}{HEX}"),              // other algorithm
+        format!("sha256:{}", &HEX[..63]),          // 63 digits
+        format!("sha256:{HEX}0"),                  // 65 digits
+        format!("sha256:{}", &HEX[..32]),          // 32 digits
+        format!(" sha256:{HEX}"),                  // leading space
+        format!("sha256:{HEX} "),                  // trailing space
+        format!("sha256:{HEX}\n"),                 // trailing newline
+        format!("sha256: {}", &HEX[..63]),         // inner space
+        format!("sha256:{}g", &HEX[..63]),         // non-hex letter
+        format!("sha256:{}\0", &HEX[..63]),        // NUL
+        format!("sha256:../../{}", &HEX[..58]),    // traversal, right length
+        format!("sha256:{}/x", &HEX[..62]),        // slash
+        format!("sha256:{}\\x", &HEX[..62]),       // backslash
+        format!("sha256:{}é", &HEX[..62]),         // multi-byte char, 64 bytes
+        format!("sha256:{}", "0".repeat(1 << 16)), // huge
+        format!("sha256::{}", &HEX[..63]),         // double colon
+        format!("sha256:0x{}", &HEX[..62]),        // 0x prefix
+        format!("sha256:{}", "-".repeat(64)),      // dashes
+        format!("sha256:{HEX}#frag"),              // URL fragment
+        format!("sha256:{HEX}?q"),                 // query
+        "sha256:%2e%2e%2fetc%2fpasswd".into(),     // percent encoding
+        format!("md5:{}", &HEX[..32]),             // md5
+        format!("sha256:{}", "０".repeat(64)),     // full-width digits
+        format!("sha256\0:{HEX}"),                 // NUL in prefix
     ];
     assert!(bad.len() >= 30, "only {} bad cases", bad.len());
     for s in &bad {
@@ -82,10 +84,30 @@ fn name_cases() {
     let ok = [
         ("gemma3:270m", "gemma3", "270m", "gemma3/270m"),
         ("gemma3", "gemma3", "latest", "gemma3/latest"),
-        ("qwen2.5-coder:1.5b-q4_k_m", "qwen2.5-coder", "1.5b-q4_k_m", "qwen2.5-coder/1.5b-q4_k_m"),
-        ("hf.co/bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M", "hf.co/bartowski/SmolLM2-135M-Instruct-GGUF", "Q4_K_M", "hf.co/bartowski/SmolLM2-135M-Instruct-GGUF/Q4_K_M"),
-        ("localhost:5000/library/tiny:v1", "localhost:5000/library/tiny", "v1", "localhost%3A5000/library/tiny/v1"),
-        ("registry.ollama.ai/library/llama3.2:1b", "registry.ollama.ai/library/llama3.2", "1b", "registry.ollama.ai/library/llama3.2/1b"),
+        (
+            "qwen2.5-coder:1.5b-q4_k_m",
+            "qwen2.5-coder",
+            "1.5b-q4_k_m",
+            "qwen2.5-coder/1.5b-q4_k_m",
+        ),
+        (
+            "hf.co/bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M",
+            "hf.co/bartowski/SmolLM2-135M-Instruct-GGUF",
+            "Q4_K_M",
+            "hf.co/bartowski/SmolLM2-135M-Instruct-GGUF/Q4_K_M",
+        ),
+        (
+            "localhost:5000/library/tiny:v1",
+            "localhost:5000/library/tiny",
+            "v1",
+            "localhost%3A5000/library/tiny/v1",
+        ),
+        (
+            "registry.ollama.ai/library/llama3.2:1b",
+            "registry.ollama.ai/library/llama3.2",
+            "1b",
+            "registry.ollama.ai/library/llama3.2/1b",
+        ),
         ("a:_x", "a", "_x", "a/_x"),
     ];
     for (s, repo, tag, rel) in ok {
@@ -141,7 +163,12 @@ fn name_cases() {
 
 #[test]
 fn remote_file_name_cases() {
-    for ok in ["model.gguf", "Q4_K_M/model-00001-of-00002.gguf", "a b.gguf", "data/part01.bin"] {
+    for ok in [
+        "model.gguf",
+        "Q4_K_M/model-00001-of-00002.gguf",
+        "a b.gguf",
+        "data/part01.bin",
+    ] {
         validate_remote_file_name(ok).unwrap_or_else(|e| panic!("{ok} rejected: {e}"));
     }
     let bad: Vec<String> = vec![

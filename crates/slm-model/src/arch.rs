@@ -48,7 +48,13 @@ pub trait Architecture: Send + Sync {
 pub type LoadFn = fn(&GgufFile, HParams) -> Result<Box<dyn Architecture>>;
 
 /// Every supported architecture: `general.architecture` value and loader.
-pub const REGISTRY: &[(&str, LoadFn)] = &[("gemma3", crate::gemma3::load)];
+pub const REGISTRY: &[(&str, LoadFn)] = &[
+    ("gemma3", crate::gemma3::load),
+    ("llama", crate::llama::load),
+    ("qwen2", crate::qwen2::load),
+    ("qwen3", crate::qwen3::load),
+    ("phi3", crate::phi3::load),
+];
 
 /// Load the architecture `file` declares.
 pub fn load_architecture(file: &GgufFile) -> Result<Box<dyn Architecture>> {
@@ -124,6 +130,7 @@ impl Model {
     /// the tokens that asked for them. On error the cache is unchanged.
     pub fn forward(&mut self, batch: &Batch, kv: &mut KvCache) -> Result<Logits> {
         let added = check_batch(batch, kv, self.hparams().n_vocab)?;
+        let existed: Vec<bool> = added.iter().map(|&(s, _)| kv.has_seq(s)).collect();
         for &(seq, _) in &added {
             kv.ensure_seq(seq);
         }
@@ -133,8 +140,12 @@ impl Model {
             tracer: self.tracer.as_deref_mut(),
         };
         let out = self.arch.forward(&mut ctx, batch, kv);
-        for &(seq, n) in &added {
-            kv.commit(seq, n);
+        for (&(seq, n), &had) in added.iter().zip(&existed) {
+            match (&out, had) {
+                (Ok(_), _) => kv.commit(seq, n),
+                (Err(_), true) => kv.rollback(seq),
+                (Err(_), false) => kv.clear_seq(seq),
+            }
         }
         out
     }

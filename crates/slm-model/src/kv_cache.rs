@@ -137,6 +137,22 @@ impl KvCache {
             .sum()
     }
 
+    pub(crate) fn has_seq(&self, seq: SeqId) -> bool {
+        self.seqs.contains_key(&seq)
+    }
+
+    /// Drop rows appended since the last commit (a forward that failed half-way).
+    pub(crate) fn rollback(&mut self, seq: SeqId) {
+        let (k_row, v_row) = (self.spec.k_row, self.spec.v_row);
+        if let Some(s) = self.seqs.get_mut(&seq) {
+            for l in &mut s.layers {
+                let keep = s.n_pos.saturating_sub(l.first_pos) as usize;
+                l.k.truncate(keep * k_row);
+                l.v.truncate(keep * v_row);
+            }
+        }
+    }
+
     /// Make sure `seq` exists (empty) and return its next position.
     pub(crate) fn ensure_seq(&mut self, seq: SeqId) -> u32 {
         let n_layer = self.spec.windows.len();

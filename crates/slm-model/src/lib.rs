@@ -20,6 +20,10 @@ pub mod eval;
 pub mod gemma3;
 pub mod kv_cache;
 pub mod layers;
+pub mod llama;
+pub mod phi3;
+pub mod qwen2;
+pub mod qwen3;
 pub mod trace;
 pub mod weights;
 
@@ -28,4 +32,4 @@ pub use batch::{argmax, Batch, BatchToken, Logits, SeqId};
 pub use config::HParams;
 pub use error::{ModelError, Result};
 pub use kv_cache::{KvCache, KvSpec};
-pub use trace::{Recorder, Tracer};
+pub use trace::{Printer, Recorder, Tracer};

@@ -39,3 +39,43 @@ impl Tracer for Recorder {
         }
     }
 }
+
+/// A tracer that prints one summary line per activation to stderr (shape, mean, rms, first
+/// values), like llama.cpp's `eval-callback` tool. `filter` keeps keys containing any of its
+/// strings (empty keeps all).
+#[derive(Debug, Default)]
+pub struct Printer {
+    pub filter: Vec<String>,
+}
+
+impl Printer {
+    /// From a comma-separated list (e.g. the value of an `SLM_TRACE` variable).
+    pub fn from_list(list: &str) -> Printer {
+        Printer {
+            filter: list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        }
+    }
+}
+
+impl Tracer for Printer {
+    fn record(&mut self, name: &str, layer: Option<usize>, row_len: usize, data: &[f32]) {
+        let key = Recorder::key(name, layer);
+        if !self.filter.is_empty() && !self.filter.iter().any(|f| key.contains(f.as_str())) {
+            return;
+        }
+        let n = data.len().max(1) as f64;
+        let mean = data.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+        let rms = (data.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / n).sqrt();
+        let head: Vec<String> = data.iter().take(4).map(|v| format!("{v:.4}")).collect();
+        eprintln!(
+            "{key:>20} ({}, {row_len}) mean {mean:+.5} rms {rms:.5} [{}]",
+            data.len() / row_len.max(1),
+            head.join(", ")
+        );
+    }
+}

@@ -347,3 +347,42 @@ fn batched_equals_sequential_bitwise() {
         assert!(d < 1e-5, "sequence {s}: batched and alone differ by {d}");
     }
 }
+
+#[test]
+fn tracer_sees_named_activations() {
+    use slm_model::{Recorder, Tracer};
+    use std::sync::{Arc as StdArc, Mutex};
+    /// Shares the recorder with the test after the model took the box.
+    struct Shared(StdArc<Mutex<Recorder>>);
+    impl Tracer for Shared {
+        fn record(&mut self, name: &str, layer: Option<usize>, row_len: usize, data: &[f32]) {
+            self.0
+                .lock()
+                .expect("lock")
+                .record(name, layer, row_len, data);
+        }
+    }
+    let mut m = tiny();
+    let rec = StdArc::new(Mutex::new(Recorder::default()));
+    m.set_tracer(Some(Box::new(Shared(rec.clone()))));
+    let mut kv = m.new_kv_cache(0);
+    let l = m
+        .forward(&Batch::sequence(&[1, 2, 3], 0, 0), &mut kv)
+        .expect("forward");
+    let rec = rec.lock().expect("lock");
+    for key in [
+        "inp_scaled",
+        "attn_norm-0",
+        "Qcur-1",
+        "kqv_out-2",
+        "l_out-2",
+        "result_norm",
+    ] {
+        assert!(rec.entries.contains_key(key), "missing trace {key}");
+    }
+    let (row_len, data) = &rec.entries["attn_norm-0"];
+    assert_eq!((*row_len, data.len()), (E as usize, 3 * E as usize));
+    // The last layer keeps only the rows that want logits; result_output is the logits.
+    assert_eq!(rec.entries["l_out-2"].1.len(), E as usize);
+    assert_eq!(rec.entries["result_output"].1, l.data);
+}

@@ -11,7 +11,8 @@ pub mod formats;
 pub mod kernels;
 
 pub use formats::{
-    can_dequantize, can_quantize, dequantize_row, quantize_row, quantize_rows, QuantBlock, Quantize,
+    can_dequantize, can_quantize, dequantize_row, quantize_row, quantize_rows, requires_imatrix,
+    QuantBlock, Quantize,
 };
 pub use slm_gguf::GgmlType;
 
@@ -44,6 +45,8 @@ pub enum QuantError {
         n: usize,
         n_per_row: usize,
     },
+    #[error("quantizing to {0} needs an importance matrix")]
+    ImatrixRequired(GgmlType),
     #[error("dequantizing {0} is not implemented")]
     DequantizeUnsupported(GgmlType),
     #[error("quantizing to {0} is not implemented")]

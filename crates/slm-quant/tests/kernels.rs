@@ -1,6 +1,7 @@
-//! Kernel tests: every SIMD level against the scalar reference (dots and activation quantizers),
-//! the activation quantizers against the `formats` reference quantizers (bytes), and the scalar
-//! dots against an f64 dot of `formats::dequantize_row` outputs.
+//! Kernel tests: every SIMD level against the scalar reference (dots at byte offsets 0/1/3, the
+//! four-row prefill kernels, activation quantizers), the activation quantizers against the
+//! `formats` reference quantizers (bytes, incl. exact rounding ties), the scalar dots against an
+//! f64 dot of `formats::dequantize_row` outputs, and the `SLM_SIMD` override (in a subprocess).
 //!
 //! Tolerances: SIMD vs scalar dot: |simd - scalar| <= 1e-5 * S + 1e-6, where S is the sum over
 //! blocks of |block dot| + |block scale terms| (the integer part is exact in both; only float
@@ -131,11 +132,18 @@ fn every_level_matches_the_scalar_dot() {
                 let tol = 1e-5 * block_abs_sum(ty, n, &w, &a) + 1e-6;
                 for &level in &levels {
                     let k = Kernels::for_level(level).expect("available");
-                    let got = (k.vec_dot(ty).expect("kernel"))(n, &w, &a);
-                    assert!(
-                        (got - want).abs() <= tol,
-                        "{ty} n={n} {level:?}: {got} vs scalar {want} (tol {tol})"
-                    );
+                    // Rows in a GGUF mmap start at any byte offset: test misaligned copies too.
+                    for off in [0usize, 1, 3] {
+                        let mut wb = vec![0u8; off + w.len()];
+                        wb[off..].copy_from_slice(&w);
+                        let mut ab = vec![0u8; off + a.len()];
+                        ab[off..].copy_from_slice(&a);
+                        let got = (k.vec_dot(ty).expect("kernel"))(n, &wb[off..], &ab[off..]);
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "{ty} n={n} {level:?} offset {off}: {got} vs scalar {want} (tol {tol})"
+                        );
+                    }
                 }
             }
         }
@@ -178,7 +186,7 @@ fn four_row_kernels_match_the_scalar_dot() {
         }
     }
     if SimdLevel::Avx2.is_supported() {
-        assert!(covered >= 6, "AVX2 four-row kernels missing");
+        assert!(covered >= 9, "AVX2 four-row kernels missing");
     }
 }
 

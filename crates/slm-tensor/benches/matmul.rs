@@ -154,7 +154,10 @@ fn main() {
             });
         }
         let us = t.elapsed().as_secs_f64() * 1e6 / n as f64;
-        println!("pool overhead, {} thread(s): {us:.2} us per empty run_chunks(16)", p.n_threads());
+        println!(
+            "pool overhead, {} thread(s): {us:.2} us per empty run_chunks(16)",
+            p.n_threads()
+        );
     }
     println!("(each row below: best of {ROUNDS} rounds of [256 MiB read, decode pass]; % = decode / read)");
     println!(

@@ -9,6 +9,8 @@
 //! matmul(&pool, &w, &x /* (n_tokens, cols) */, &mut y /* (n_tokens, rows) */, n_tokens)?;
 //! ```
 //!
+//! - [`matmul_many`] runs several matrices over the same input (Q/K/V, FFN gate/up) with one
+//!   activation quantization and one pool call.
 //! - Activations are converted once per call to the weight type's activation format
 //!   (Q8_0 / Q8_1 / Q8_K; F32 weights use `x` as is), in parallel over tokens.
 //! - Work is split over chunks of rows (about 8 per thread), taken dynamically by the threads
@@ -25,7 +27,7 @@
 //! Errors are returned for shapes that do not fit (`MatmulError`); nothing panics on bad input.
 
 use crate::pool::ThreadPool;
-use slm_quant::kernels::{f32_as_bytes, ActType, Kernels};
+use slm_quant::kernels::{f32_as_bytes, ActType, Kernels, VecDot4Fn, VecDotFn};
 use slm_quant::GgmlType;
 use std::cell::RefCell;
 use std::sync::{Mutex, PoisonError};
@@ -48,6 +50,15 @@ pub enum MatmulError {
         cols: usize,
         expected: usize,
         actual: usize,
+    },
+    #[error("tensor {name} has dims {dims:?}; a matrix needs 2 (ggml order: cols, rows)")]
+    NotMatrix { name: String, dims: Vec<u64> },
+    #[error("matmul_many: {matrices} matrices but {outputs} outputs")]
+    Outputs { matrices: usize, outputs: usize },
+    #[error("matmul_many: matrices must share cols and activation format: {first:?} vs {other:?}")]
+    Mismatch {
+        first: (GgmlType, usize),
+        other: (GgmlType, usize),
     },
     #[error("{what} has {actual} values, expected {expected} ({n_tokens} tokens)")]
     Buffer {
@@ -87,6 +98,21 @@ impl<'a> QMatrix<'a> {
         };
         m.row_bytes()?;
         Ok(m)
+    }
+
+    /// The matrix view of a GGUF tensor (`dims = [cols, rows]` in ggml order; trailing dims of
+    /// 1 allowed) and its data, checked like [`QMatrix::new`].
+    pub fn from_tensor(info: &slm_gguf::TensorInfo, data: &'a [u8]) -> Result<Self, MatmulError> {
+        let not_matrix = || MatmulError::NotMatrix {
+            name: info.name.clone(),
+            dims: info.dims.clone(),
+        };
+        if info.dims.len() < 2 || info.dims[2..].iter().any(|&d| d != 1) {
+            return Err(not_matrix());
+        }
+        let cols = usize::try_from(info.dims[0]).map_err(|_| not_matrix())?;
+        let rows = usize::try_from(info.dims[1]).map_err(|_| not_matrix())?;
+        QMatrix::new(info.ty, rows, cols, data)
     }
 
     /// Bytes of one row, after checking the whole matrix.
@@ -151,23 +177,79 @@ pub fn matmul_with(
     y: &mut [f32],
     n_tokens: usize,
 ) -> Result<(), MatmulError> {
-    let rb = w.row_bytes()?;
-    let (rows, cols) = (w.rows, w.cols);
+    matmul_many_with(
+        kernels,
+        pool,
+        std::slice::from_ref(w),
+        x,
+        &mut [y],
+        n_tokens,
+    )
+}
+
+/// Several products of the same input: `ys[i] = x · ws[i]ᵀ` (e.g. Q/K/V or FFN gate/up).
+/// The activations are quantized once and all matrices share one pool call, which saves a
+/// synchronisation per matrix and balances small matrices across threads. Every matrix must
+/// have the same `cols` and activation format (e.g. Q4_K with Q6_K, Q5_0 with Q8_0).
+pub fn matmul_many(
+    pool: &ThreadPool,
+    ws: &[QMatrix],
+    x: &[f32],
+    ys: &mut [&mut [f32]],
+    n_tokens: usize,
+) -> Result<(), MatmulError> {
+    matmul_many_with(Kernels::get(), pool, ws, x, ys, n_tokens)
+}
+
+/// [`matmul_many`] with an explicit kernel table.
+pub fn matmul_many_with(
+    kernels: &Kernels,
+    pool: &ThreadPool,
+    ws: &[QMatrix],
+    x: &[f32],
+    ys: &mut [&mut [f32]],
+    n_tokens: usize,
+) -> Result<(), MatmulError> {
+    let Some(first) = ws.first() else {
+        return Ok(());
+    };
+    let cols = first.cols;
+    let act = ActType::for_weight(first.ty).ok_or(MatmulError::Unsupported(first.ty))?;
     check_len("x", n_tokens, n_tokens.saturating_mul(cols), x.len())?;
-    check_len("y", n_tokens, n_tokens.saturating_mul(rows), y.len())?;
-    if n_tokens == 0 || rows == 0 {
+    if ys.len() != ws.len() {
+        return Err(MatmulError::Outputs {
+            matrices: ws.len(),
+            outputs: ys.len(),
+        });
+    }
+    let mut mats = Vec::with_capacity(ws.len());
+    for (w, y) in ws.iter().zip(ys.iter()) {
+        let rb = w.row_bytes()?;
+        if w.cols != cols || ActType::for_weight(w.ty) != Some(act) {
+            return Err(MatmulError::Mismatch {
+                first: (first.ty, cols),
+                other: (w.ty, w.cols),
+            });
+        }
+        check_len("y", n_tokens, n_tokens.saturating_mul(w.rows), y.len())?;
+        let dot = kernels
+            .vec_dot(w.ty)
+            .ok_or(MatmulError::Unsupported(w.ty))?;
+        mats.push(Prepared {
+            w: *w,
+            rb,
+            dot,
+            dot4: kernels.vec_dot4(w.ty),
+        });
+    }
+    if n_tokens == 0 {
         return Ok(());
     }
     if cols == 0 {
-        y.fill(0.0);
+        ys.iter_mut().for_each(|y| y.fill(0.0));
         return Ok(());
     }
-    let act = ActType::for_weight(w.ty).ok_or(MatmulError::Unsupported(w.ty))?;
-    let dot = kernels
-        .vec_dot(w.ty)
-        .ok_or(MatmulError::Unsupported(w.ty))?;
     let arb = act.row_bytes(cols);
-
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         let acts: &[u8] = if act == ActType::F32 {
@@ -178,10 +260,17 @@ pub fn matmul_with(
             quantize_activations(kernels, act, pool, x, &mut scratch, cols, arb, n_tokens);
             &scratch[..]
         };
-        let dot4 = kernels.vec_dot4(w.ty);
-        compute(pool, w, rb, acts, arb, y, n_tokens, dot, dot4);
+        compute(pool, &mats, acts, arb, ys, n_tokens);
     });
     Ok(())
+}
+
+/// A checked matrix with its kernels.
+struct Prepared<'a> {
+    w: QMatrix<'a>,
+    rb: usize,
+    dot: VecDotFn,
+    dot4: Option<VecDot4Fn>,
 }
 
 fn check_len(
@@ -238,52 +327,62 @@ fn quantize_activations(
     });
 }
 
-/// The output pieces of one chunk of rows: `pieces[t]` = y[t][r0..r1].
+/// The output pieces of one chunk of rows of matrix `m`: `pieces[t]` = y_m[t][r0..r0 + len].
 struct Chunk<'y> {
+    m: usize,
     r0: usize,
     pieces: Vec<&'y mut [f32]>,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn compute(
     pool: &ThreadPool,
-    w: &QMatrix,
-    rb: usize,
+    mats: &[Prepared],
     acts: &[u8],
     arb: usize,
-    y: &mut [f32],
+    ys: &mut [&mut [f32]],
     n_tokens: usize,
-    dot: slm_quant::kernels::VecDotFn,
-    dot4: Option<slm_quant::kernels::VecDot4Fn>,
 ) {
-    let (rows, cols) = (w.rows, w.cols);
+    let cols = mats[0].w.cols;
     let nt = pool.n_threads();
-    // Chunks: several per thread for dynamic balance; rows per chunk a multiple of 4.
-    let target = if nt == 1 { 1 } else { nt * 8 };
-    let chunk_rows = rows.div_ceil(target).next_multiple_of(4).max(4);
-    let n_chunks = rows.div_ceil(chunk_rows);
-    let mut chunks: Vec<Chunk> = (0..n_chunks)
-        .map(|c| Chunk {
-            r0: c * chunk_rows,
-            pieces: Vec::with_capacity(n_tokens),
-        })
-        .collect();
-    for yt in y.chunks_exact_mut(rows) {
-        let mut rest = yt;
-        for ch in chunks.iter_mut() {
-            let take = chunk_rows.min(rest.len());
-            let (head, tail) = rest.split_at_mut(take);
-            ch.pieces.push(head);
-            rest = tail;
+    // Chunks: about 8 per thread over all matrices, for dynamic balance; a multiple of 4 rows.
+    let total_rows: usize = mats.iter().map(|p| p.w.rows).sum();
+    let target = if nt == 1 { mats.len() } else { nt * 8 };
+    let chunk_rows = total_rows
+        .div_ceil(target.max(1))
+        .next_multiple_of(4)
+        .max(4);
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for (m, (p, y)) in mats.iter().zip(ys.iter_mut()).enumerate() {
+        let rows = p.w.rows;
+        if rows == 0 {
+            continue;
+        }
+        let first = chunks.len();
+        for c in 0..rows.div_ceil(chunk_rows) {
+            chunks.push(Chunk {
+                m,
+                r0: c * chunk_rows,
+                pieces: Vec::with_capacity(n_tokens),
+            });
+        }
+        for yt in y.chunks_exact_mut(rows) {
+            let mut rest = yt;
+            for ch in &mut chunks[first..] {
+                let take = chunk_rows.min(rest.len());
+                let (head, tail) = rest.split_at_mut(take);
+                ch.pieces.push(head);
+                rest = tail;
+            }
         }
     }
     let chunks: Vec<Mutex<Chunk>> = chunks.into_iter().map(Mutex::new).collect();
-    let tile_rows = (TILE_BYTES / rb.max(1)).clamp(1, chunk_rows);
     pool.run_chunks(chunks.len(), |c| {
         let Some(chunk) = chunks.get(c) else { return };
         let mut g = chunk.lock().unwrap_or_else(PoisonError::into_inner);
         let ch = &mut *g;
-        let n_rows = ch.pieces.first().map_or(0, |p| p.len());
+        let p = &mats[ch.m];
+        let (w, rb, dot) = (&p.w, p.rb, p.dot);
+        let n_rows = ch.pieces.first().map_or(0, |x| x.len());
         if n_tokens == 1 {
             let a = &acts[..arb];
             for (k, o) in ch.pieces[0].iter_mut().enumerate() {
@@ -291,11 +390,12 @@ fn compute(
             }
             return;
         }
+        let tile_rows = (TILE_BYTES / rb.max(1)).clamp(1, n_rows.max(1));
         let mut r0 = 0;
         while r0 < n_rows {
             let r1 = (r0 + tile_rows).min(n_rows);
             let mut t = 0;
-            if let Some(dot4) = dot4 {
+            if let Some(dot4) = p.dot4 {
                 let mut out = [0f32; 4];
                 while t + 4 <= n_tokens {
                     let a = &acts[t * arb..(t + 4) * arb];

@@ -14,7 +14,7 @@ pub mod rope;
 pub mod simd;
 pub mod softmax;
 
-pub use activation::{geglu, gelu_tanh, silu, swiglu};
+pub use activation::{geglu, geglu_exact, gelu_tanh, silu, swiglu};
 pub use attention::{attend, KvRows};
 pub use embed::get_rows;
 pub use norm::{rms_norm, rms_norm_rows};

@@ -377,6 +377,32 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_callers_are_serialized() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ThreadPool>();
+        let pool = ThreadPool::new(3);
+        let total = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for i in 0..300 {
+                        if i % 2 == 0 {
+                            pool.run_chunks(7, |_| {
+                                total.fetch_add(1, Ordering::Relaxed);
+                            });
+                        } else {
+                            pool.run(|_, _| {
+                                total.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(total.load(Ordering::Relaxed), 3 * (150 * 7 + 150 * 3));
+    }
+
+    #[test]
     fn a_panicking_chunk_is_reraised() {
         let pool = ThreadPool::new(2);
         let r = catch_unwind(AssertUnwindSafe(|| {

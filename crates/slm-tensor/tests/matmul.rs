@@ -287,3 +287,63 @@ fn bad_shapes_are_errors_not_panics() {
     // Zero tokens is a no-op.
     matmul(&pool, &m, &[], &mut [], 0).expect("empty");
 }
+
+#[test]
+fn matmul_many_equals_separate_calls() {
+    use slm_tensor::matmul::matmul_many;
+    let mut rng = fastrand::Rng::with_seed(23);
+    let cols = 2048;
+    let specs = [
+        (GgmlType::Q4_K, 640),
+        (GgmlType::Q6_K, 37),
+        (GgmlType::Q4_K, 256),
+    ];
+    let data: Vec<Vec<u8>> = specs
+        .iter()
+        .map(|&(ty, rows)| random_matrix(&mut rng, ty, rows, cols))
+        .collect();
+    let ws: Vec<QMatrix> = specs
+        .iter()
+        .zip(&data)
+        .map(|(&(ty, rows), d)| QMatrix::new(ty, rows, cols, d).expect("matrix"))
+        .collect();
+    for threads in 1..=3 {
+        let pool = ThreadPool::new(threads);
+        for n_tokens in [1usize, 6] {
+            let x: Vec<f32> = (0..n_tokens * cols).map(|_| rng.f32() - 0.5).collect();
+            let mut ys: Vec<Vec<f32>> = ws
+                .iter()
+                .map(|w| vec![f32::NAN; n_tokens * w.rows])
+                .collect();
+            let mut views: Vec<&mut [f32]> = ys.iter_mut().map(|v| v.as_mut_slice()).collect();
+            matmul_many(&pool, &ws, &x, &mut views, n_tokens).expect("matmul_many");
+            for (w, y) in ws.iter().zip(&ys) {
+                let mut want = vec![0f32; n_tokens * w.rows];
+                matmul(&pool, w, &x, &mut want, n_tokens).expect("matmul");
+                assert!(
+                    y.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{} rows={} threads={threads} tokens={n_tokens}",
+                    w.ty,
+                    w.rows
+                );
+            }
+        }
+    }
+    // Mismatched activation formats or columns are errors.
+    let q5 = random_matrix(&mut rng, GgmlType::Q5_0, 4, cols);
+    let bad = [
+        ws[0],
+        QMatrix::new(GgmlType::Q5_0, 4, cols, &q5).expect("matrix"),
+    ];
+    let pool = ThreadPool::new(2);
+    let (mut a, mut b) = (vec![0f32; 640], vec![0f32; 4]);
+    let x = vec![0f32; cols];
+    assert!(matches!(
+        matmul_many(&pool, &bad, &x, &mut [&mut a, &mut b], 1),
+        Err(MatmulError::Mismatch { .. })
+    ));
+    assert!(matches!(
+        matmul_many(&pool, &ws[..1], &x, &mut [], 1),
+        Err(MatmulError::Outputs { .. })
+    ));
+}

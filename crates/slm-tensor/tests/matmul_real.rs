@@ -52,10 +52,11 @@ fn real_weights_match_the_f64_reference() {
                 continue;
             }
             seen.push((f, t.ty));
-            let cols = t.dims[0] as usize;
-            let rows = (t.dims[1] as usize).min(96);
+            let full = QMatrix::from_tensor(t, file.tensor_data(t)).expect("matrix");
+            let cols = full.cols;
+            let rows = full.rows.min(96);
             let rb = t.ty.row_bytes(cols as u64).expect("blocks") as usize;
-            let data = &file.tensor_data(t)[..rows * rb];
+            let data = &full.data[..rows * rb];
             let w = QMatrix::new(t.ty, rows, cols, data).expect("matrix");
             let wrows: Vec<Vec<f32>> = (0..rows)
                 .map(|r| {

@@ -136,8 +136,12 @@ fn gated_activations_match_f64() {
         .map(|(&a, &b)| gelu(f64::from(a)) * f64::from(b))
         .collect();
     let mut got = g.clone();
+    ops::geglu_exact(&mut got, &u);
+    assert_close(&got, &want, 1e-5, "geglu_exact");
+    // ggml's f16-table GeGLU: within f16 rounding of input and output (~2^-10 relative).
+    let mut got = g.clone();
     ops::geglu(&mut got, &u);
-    assert_close(&got, &want, 1e-5, "geglu");
+    assert_close(&got, &want, 4e-3, "geglu (f16 table)");
     let want: Vec<f64> = g
         .iter()
         .zip(&u)
@@ -265,4 +269,27 @@ fn simd_dot_and_axpy_match_f64() {
         simd::axpy_scalar(0.75, &a, &mut y);
         assert_close(&y, &want, 1e-6, "axpy_scalar");
     }
+}
+
+#[test]
+fn f16_conversion_round_trips_and_rounds_to_even() {
+    use slm_tensor::ops::activation::{f16_bits_to_f32, f32_to_f16_bits};
+    for h in 0..=u16::MAX {
+        let is_nan = (h & 0x7c00) == 0x7c00 && (h & 0x03ff) != 0;
+        if !is_nan {
+            assert_eq!(
+                f32_to_f16_bits(f16_bits_to_f32(h)),
+                h,
+                "round trip of {h:#06x}"
+            );
+        }
+    }
+    assert_eq!(f16_bits_to_f32(0x3c00), 1.0);
+    assert_eq!(f16_bits_to_f32(0x0001), 2f32.powi(-24));
+    assert_eq!(f32_to_f16_bits(1.0 + 2f32.powi(-11)), 0x3c00); // tie -> even
+    assert_eq!(f32_to_f16_bits(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02); // tie -> even (up)
+    assert_eq!(f32_to_f16_bits(65520.0), 0x7c00); // rounds up to infinity
+    assert_eq!(f32_to_f16_bits(-2f32.powi(-25)), 0x8000); // tie -> even (zero)
+    assert_eq!(f32_to_f16_bits(1e-8), 0x0000);
+    assert_eq!(f32_to_f16_bits(3.0 * 2f32.powi(-25)), 0x0002); // subnormal tie -> even
 }

@@ -16,6 +16,8 @@ use crate::error::TokenizerError;
 #[derive(Clone, Debug)]
 enum Step {
     Custom(custom::Kind),
+    /// `[^\n]+|[\n]+`: runs of newlines and runs of anything else.
+    Newlines,
     Regex(Regex),
 }
 
@@ -25,11 +27,11 @@ pub struct PreTokenizer {
     steps: Vec<Step>,
 }
 
-const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)";
-
 fn rx(p: &str) -> Result<Step, TokenizerError> {
     // The patterns are constants of this file; a failure here is a bug, reported as unsupported.
-    Regex::new(p).map(Step::Regex).map_err(|_| TokenizerError::UnsupportedPreTokenizer(p.to_string()))
+    Regex::new(p)
+        .map(Step::Regex)
+        .map_err(|_| TokenizerError::UnsupportedPreTokenizer(p.to_string()))
 }
 
 impl PreTokenizer {
@@ -73,9 +75,9 @@ impl PreTokenizer {
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" | "stablelm2" | "hunyuan"
             | "solar-open" | "grok-2" => vec![Step::Custom(Qwen2)],
             "qwen35" => vec![Step::Custom(Qwen35)],
+            "gemma4" => vec![Step::Newlines],
             other => return Err(TokenizerError::UnsupportedPreTokenizer(other.to_string())),
         };
-        debug_assert!(!GPT2.is_empty());
         Ok(PreTokenizer { steps })
     }
 
@@ -91,6 +93,16 @@ impl PreTokenizer {
                 let chunk = &text[s..e];
                 match step {
                     Step::Custom(kind) => custom::split(*kind, chunk, s, &mut next),
+                    Step::Newlines => {
+                        let b = chunk.as_bytes();
+                        let mut i = 0;
+                        while i < b.len() {
+                            let nl = b[i] == b'\n';
+                            let run = b[i..].iter().take_while(|&&x| (x == b'\n') == nl).count();
+                            next.push((s + i, s + i + run));
+                            i += run;
+                        }
+                    }
                     Step::Regex(re) => {
                         let mut last = 0;
                         for m in re.find_iter(chunk) {
@@ -120,20 +132,29 @@ mod tests {
 
     fn words(pre: &str, text: &str) -> Vec<String> {
         let p = PreTokenizer::for_pre(pre).unwrap();
-        p.split(text).iter().map(|&(s, e)| text[s..e].to_string()).collect()
+        p.split(text)
+            .iter()
+            .map(|&(s, e)| text[s..e].to_string())
+            .collect()
     }
 
     #[test]
     fn gpt2_splits_like_the_regex() {
         assert_eq!(words("gpt-2", "Hello world"), ["Hello", " world"]);
-        assert_eq!(words("gpt-2", "I've  got 123"), ["I", "'ve", " ", " got", " 123"]);
+        assert_eq!(
+            words("gpt-2", "I've  got 123"),
+            ["I", "'ve", " ", " got", " 123"]
+        );
         assert_eq!(words("gpt-2", "a   "), ["a", "   "]);
         assert_eq!(words("gpt-2", "a   b"), ["a", "  ", " b"]);
     }
 
     #[test]
     fn llama3_groups_digits_and_newlines() {
-        assert_eq!(words("llama-bpe", "12345 x\n\n y"), ["123", "45", " x", "\n\n", " y"]);
+        assert_eq!(
+            words("llama-bpe", "12345 x\n\n y"),
+            ["123", "45", " x", "\n\n", " y"]
+        );
         assert_eq!(words("llama-bpe", "HE'S"), ["HE", "'S"]);
         assert_eq!(words("qwen2", "123"), ["1", "2", "3"]);
     }

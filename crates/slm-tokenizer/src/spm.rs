@@ -50,7 +50,9 @@ impl PartialOrd for Bigram {
 impl Ord for Bigram {
     /// Max-heap order: higher score first, then the smaller left index.
     fn cmp(&self, o: &Self) -> Ordering {
-        self.score.total_cmp(&o.score).then_with(|| o.left.cmp(&self.left))
+        self.score
+            .total_cmp(&o.score)
+            .then_with(|| o.left.cmp(&self.left))
     }
 }
 
@@ -153,7 +155,10 @@ impl Session {
             if r.next >= 0 {
                 self.syms[r.next as usize].prev = bg.left;
             }
-            let (lp, ln) = (self.syms[bg.left as usize].prev, self.syms[bg.left as usize].next);
+            let (lp, ln) = (
+                self.syms[bg.left as usize].prev,
+                self.syms[bg.left as usize].next,
+            );
             self.try_add(text, lp, bg.left, vocab);
             self.try_add(text, bg.left, ln, vocab);
         }

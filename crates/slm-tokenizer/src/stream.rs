@@ -15,12 +15,20 @@ pub struct StreamDecoder<'a> {
 impl<'a> StreamDecoder<'a> {
     /// A decoder that renders control tokens as nothing (what a user should see).
     pub fn new(tok: &'a Tokenizer) -> Self {
-        StreamDecoder { tok, pending: Vec::new(), special: false }
+        StreamDecoder {
+            tok,
+            pending: Vec::new(),
+            special: false,
+        }
     }
 
     /// A decoder that renders control tokens as their text when `special` is true.
     pub fn with_special(tok: &'a Tokenizer, special: bool) -> Self {
-        StreamDecoder { tok, pending: Vec::new(), special }
+        StreamDecoder {
+            tok,
+            pending: Vec::new(),
+            special,
+        }
     }
 
     /// Add one token; returns the text that is now complete (possibly empty).
@@ -44,7 +52,9 @@ impl<'a> StreamDecoder<'a> {
                 Err(e) => {
                     let valid = e.valid_up_to();
                     // The prefix was just checked to be valid UTF-8.
-                    out.push_str(&String::from_utf8_lossy(&self.pending[start..start + valid]));
+                    out.push_str(&String::from_utf8_lossy(
+                        &self.pending[start..start + valid],
+                    ));
                     start += valid;
                     match e.error_len() {
                         // An unfinished character at the end: wait for more bytes.

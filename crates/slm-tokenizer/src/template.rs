@@ -117,7 +117,8 @@ impl ChatTemplate {
                 max: MAX_SOURCE,
             });
         }
-        let env = sandbox::environment(source.to_string()).map_err(|e| map_error(&e, None))?;
+        let env = sandbox::environment(rewrite_generation_tags(source))
+            .map_err(|e| map_error(&e, None))?;
         Ok(ChatTemplate {
             env,
             bos_token: bos_token.to_string(),
@@ -174,7 +175,10 @@ impl ChatTemplate {
     ) -> Result<(String, RenderStats), TemplateError> {
         let mut ctx: Vec<(String, Value)> = vec![
             ("messages".into(), messages),
-            ("add_generation_prompt".into(), Value::from(add_generation_prompt)),
+            (
+                "add_generation_prompt".into(),
+                Value::from(add_generation_prompt),
+            ),
             ("bos_token".into(), Value::from(self.bos_token.as_str())),
             ("eos_token".into(), Value::from(self.eos_token.as_str())),
             ("tools".into(), tools),
@@ -203,6 +207,49 @@ impl ChatTemplate {
             Err(e) => Err(map_error(&e, Some(w.overflowed))),
         }
     }
+}
+
+/// `transformers` templates may mark assistant text with `{% generation %}` ...
+/// `{% endgeneration %}` (its `AssistantTracker` extension), which renders the body unchanged.
+/// minijinja has no such tag, so each becomes `{% if true %}` / `{% endif %}`, keeping the
+/// whitespace-control markers (`-`, `+`) as written.
+fn rewrite_generation_tags(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(at) = rest.find("{%") {
+        let (before, tag) = rest.split_at(at);
+        out.push_str(before);
+        let inner = &tag[2..];
+        let marker_len = usize::from(inner.starts_with('-') || inner.starts_with('+'));
+        let after_marker = &inner[marker_len..];
+        let body = after_marker.trim_start();
+        let word_len = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(body.len());
+        let word = &body[..word_len];
+        let tail = body[word_len..].trim_start();
+        let closes = ["%}", "-%}", "+%}"].iter().find(|c| tail.starts_with(**c));
+        match (word, closes) {
+            ("generation" | "endgeneration", Some(close)) => {
+                out.push_str("{%");
+                out.push_str(&inner[..marker_len]);
+                out.push_str(if word == "generation" {
+                    " if true "
+                } else {
+                    " endif "
+                });
+                out.push_str(close);
+                let consumed = tag.len() - tail.len() + close.len();
+                rest = &tag[consumed..];
+            }
+            _ => {
+                out.push_str("{%");
+                rest = inner;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Maps a minijinja error to a sanitized [`TemplateError`].
@@ -264,6 +311,18 @@ mod tests {
         assert_eq!(
             out,
             "None True {\"b\": [1, 2.5, \"é\\\"\\n\"], \"a\": null} |1e+20 [\n  1\n]"
+        );
+    }
+
+    #[test]
+    fn generation_tags_become_plain_blocks() {
+        assert_eq!(
+            rewrite_generation_tags("a{% generation %}b{%- endgeneration -%}c{%+ generation%}"),
+            "a{% if true %}b{%- endif -%}c{%+ if true %}"
+        );
+        assert_eq!(
+            rewrite_generation_tags("{% if x %}{{ '{%' }}{% endif %}{%"),
+            "{% if x %}{{ '{%' }}{% endif %}{%"
         );
     }
 

@@ -12,15 +12,25 @@ use crate::spm;
 use crate::unicode::char_to_byte;
 use crate::vocab::{attr, Vocab, VocabKind};
 
+/// Longest text one `encode` call accepts (512 MiB): symbol positions are 32-bit, and SPM's
+/// space escaping can triple the length.
+pub const MAX_TEXT_BYTES: usize = (i32::MAX as usize) / 4;
+
 /// The family-specific part.
 #[derive(Clone, Debug)]
 enum Model {
-    Spm { bytes: spm::ByteTokens, pairs: rustc_hash::FxHashSet<(char, char)> },
-    Bpe { merges: Merges, pre: PreTokenizer },
+    Spm {
+        bytes: spm::ByteTokens,
+        pairs: rustc_hash::FxHashSet<(char, char)>,
+    },
+    Bpe {
+        merges: Merges,
+        pre: PreTokenizer,
+    },
 }
 
-/// A tokenizer built from GGUF metadata.
-#[derive(Clone, Debug)]
+/// A tokenizer built from GGUF metadata. Immutable after loading; share it with `Arc`.
+#[derive(Clone)]
 pub struct Tokenizer {
     vocab: Vocab,
     model: Model,
@@ -29,8 +39,24 @@ pub struct Tokenizer {
     special_tokens: Vec<u32>,
     /// Finds which of `special_tokens` occur in a text at all (index into `special_tokens`).
     special_finder: Option<AhoCorasick>,
-    /// Rendered bytes of every token (control and unknown tokens as their text).
-    pieces: Vec<Vec<u8>>,
+    /// Rendered bytes of every token (control and unknown tokens as their text), back to back;
+    /// token `i` is `pieces[piece_ends[i - 1]..piece_ends[i]]`.
+    pieces: Vec<u8>,
+    piece_ends: Vec<usize>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("kind", &self.vocab.kind)
+            .field("pre", &self.vocab.pre)
+            .field("n_vocab", &self.vocab.n_tokens())
+            .field("special", &self.vocab.special)
+            .field("add_bos", &self.vocab.add_bos)
+            .field("add_eos", &self.vocab.add_eos)
+            .field("eog", &self.vocab.eog)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stretch of the input: raw text (byte range) or an already chosen token.
@@ -49,14 +75,19 @@ impl Tokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Tokenizer, TokenizerError> {
         let vocab = Vocab::from_gguf(g)?;
         let model = match vocab.kind {
-            VocabKind::Spm => Model::Spm { bytes: spm::byte_tokens(&vocab), pairs: spm::adjacent_pairs(&vocab) },
+            VocabKind::Spm => Model::Spm {
+                bytes: spm::byte_tokens(&vocab),
+                pairs: spm::adjacent_pairs(&vocab),
+            },
             VocabKind::Bpe => Model::Bpe {
                 merges: Merges::from_gguf(g, &vocab)?,
                 pre: PreTokenizer::for_pre(&vocab.pre)?,
             },
         };
         let mut special_tokens: Vec<u32> = (0..vocab.n_tokens() as u32)
-            .filter(|&id| vocab.attrs[id as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
+            .filter(|&id| {
+                vocab.attrs[id as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
+            })
             .collect();
         special_tokens.sort_by(|&a, &b| {
             let (ta, tb) = (&vocab.texts[a as usize], &vocab.texts[b as usize]);
@@ -66,11 +97,29 @@ impl Tokenizer {
             None
         } else {
             AhoCorasick::builder()
-                .build(special_tokens.iter().map(|&id| vocab.texts[id as usize].as_bytes()))
+                .build(
+                    special_tokens
+                        .iter()
+                        .map(|&id| vocab.texts[id as usize].as_bytes()),
+                )
                 .ok()
         };
-        let mut t = Tokenizer { vocab, model, special_tokens, special_finder, pieces: Vec::new() };
-        t.pieces = (0..t.vocab.n_tokens() as u32).map(|id| t.render(id)).collect();
+        let mut t = Tokenizer {
+            vocab,
+            model,
+            special_tokens,
+            special_finder,
+            pieces: Vec::new(),
+            piece_ends: Vec::new(),
+        };
+        let mut pieces = Vec::new();
+        let mut ends = Vec::with_capacity(t.vocab.n_tokens());
+        for id in 0..t.vocab.n_tokens() as u32 {
+            t.render(id, &mut pieces);
+            ends.push(pieces.len());
+        }
+        t.pieces = pieces;
+        t.piece_ends = ends;
         Ok(t)
     }
 
@@ -147,11 +196,27 @@ impl Tokenizer {
 
     /// Encode `text`. `add_special`: BOS/EOS as the metadata asks. `parse_special`: control tokens
     /// written in the text (`<start_of_turn>`) become their ids; user-defined tokens always do.
-    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>, TokenizerError> {
+    pub fn encode(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(TokenizerError::TextTooLong {
+                len: text.len(),
+                max: MAX_TEXT_BYTES,
+            });
+        }
         let frags = self.partition(text, parse_special);
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.vocab.add_bos {
-            out.push(self.vocab.special.bos.ok_or(TokenizerError::MissingSpecialToken("BOS"))?);
+            out.push(
+                self.vocab
+                    .special
+                    .bos
+                    .ok_or(TokenizerError::MissingSpecialToken("BOS"))?,
+            );
         }
         match &self.model {
             Model::Spm { bytes, pairs } => {
@@ -180,13 +245,19 @@ impl Tokenizer {
             }
             Model::Bpe { merges, pre } => {
                 let mut session = bpe::Session::default();
-                let mut cache: rustc_hash::FxHashMap<&str, (usize, usize)> = Default::default();
+                let mut cache: rustc_hash::FxHashMap<String, (usize, usize)> = Default::default();
                 let mut cached_ids: Vec<u32> = Vec::new();
                 for f in frags {
                     match f {
                         Fragment::Token(id) => out.push(id),
                         Fragment::Text(s, e) => {
-                            let frag = &text[s..e];
+                            let escaped;
+                            let frag = if self.vocab.byte_level {
+                                &text[s..e]
+                            } else {
+                                escaped = text[s..e].replace(' ', "▁");
+                                escaped.as_str()
+                            };
                             for (ws, we) in pre.split(frag) {
                                 let word = &frag[ws..we];
                                 if let Some(&(a, b)) = cache.get(word) {
@@ -198,7 +269,7 @@ impl Tokenizer {
                                 if word.len() <= 64 {
                                     let a = cached_ids.len();
                                     cached_ids.extend_from_slice(&out[start..]);
-                                    cache.insert(word, (a, cached_ids.len()));
+                                    cache.insert(word.to_string(), (a, cached_ids.len()));
                                 }
                             }
                         }
@@ -207,7 +278,12 @@ impl Tokenizer {
             }
         }
         if add_special && self.vocab.add_eos {
-            out.push(self.vocab.special.eos.ok_or(TokenizerError::MissingSpecialToken("EOS"))?);
+            out.push(
+                self.vocab
+                    .special
+                    .eos
+                    .ok_or(TokenizerError::MissingSpecialToken("EOS"))?,
+            );
         }
         Ok(out)
     }
@@ -220,7 +296,9 @@ impl Tokenizer {
             return frags;
         }
         frags.push(Fragment::Text(0, text.len()));
-        let Some(finder) = &self.special_finder else { return frags };
+        let Some(finder) = &self.special_finder else {
+            return frags;
+        };
         // Which special tokens occur at all (overlapping search), so that only those are scanned.
         let mut present: Vec<usize> = finder
             .find_overlapping_iter(text)
@@ -270,18 +348,24 @@ impl Tokenizer {
         frags
     }
 
-    /// Render one token the way llama.cpp's `token_to_piece(.., special = true)` does.
-    fn render(&self, id: u32) -> Vec<u8> {
+    /// Render one token the way llama.cpp's `token_to_piece(.., special = true)` does, appending
+    /// to `out`.
+    fn render(&self, id: u32, out: &mut Vec<u8>) {
         let text = &self.vocab.texts[id as usize];
         let a = self.vocab.attrs[id as usize];
         if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
-            return text.as_bytes().to_vec();
-        }
-        if a & attr::NORMAL != 0 {
-            return match self.vocab.kind {
-                VocabKind::Spm => text.replace('▁', " ").into_bytes(),
-                VocabKind::Bpe => {
-                    let mut out = Vec::with_capacity(text.len());
+            out.extend_from_slice(text.as_bytes());
+        } else if a & attr::NORMAL != 0 {
+            let gpt2_bytes = self.vocab.kind == VocabKind::Bpe && self.vocab.byte_level;
+            match gpt2_bytes {
+                false => {
+                    let mut buf = [0u8; 4];
+                    for c in text.chars() {
+                        let c = if c == '▁' { ' ' } else { c };
+                        out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    }
+                }
+                true => {
                     for c in text.chars() {
                         match char_to_byte(c) {
                             Some(b) => out.push(b),
@@ -296,18 +380,15 @@ impl Tokenizer {
                             }
                         }
                     }
-                    out
                 }
-            };
-        }
-        if a & attr::BYTE != 0 {
-            return match crate::vocab::parse_byte_token(text) {
-                Some(b) => vec![b],
+            }
+        } else if a & attr::BYTE != 0 {
+            match crate::vocab::parse_byte_token(text) {
+                Some(b) => out.push(b),
                 // Byte tokens of a BPE vocabulary are not checked at load; render their text.
-                None => text.as_bytes().to_vec(),
-            };
+                None => out.extend_from_slice(text.as_bytes()),
+            }
         }
-        Vec::new()
     }
 
     /// Bytes of one token as shown to a user: control and unknown tokens render as nothing
@@ -318,11 +399,15 @@ impl Tokenizer {
 
     /// As [`Tokenizer::token_to_piece`]; with `special`, control tokens render as their text.
     pub fn piece(&self, id: u32, special: bool) -> &[u8] {
-        let Some(p) = self.pieces.get(id as usize) else { return &[] };
-        if !special && self.vocab.attrs[id as usize] & (attr::CONTROL | attr::UNKNOWN) != 0 {
+        let i = id as usize;
+        let Some(&end) = self.piece_ends.get(i) else {
+            return &[];
+        };
+        if !special && self.vocab.attrs[i] & (attr::CONTROL | attr::UNKNOWN) != 0 {
             return &[];
         }
-        p
+        let start = if i == 0 { 0 } else { self.piece_ends[i - 1] };
+        &self.pieces[start..end]
     }
 
     /// Text of a token sequence; invalid UTF-8 (a split multi-byte character) becomes U+FFFD.

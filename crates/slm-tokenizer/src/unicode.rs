@@ -38,10 +38,7 @@ impl Flags {
                     | G::OtherLetter
             ),
             number: matches!(cat, G::DecimalNumber | G::LetterNumber | G::OtherNumber),
-            accent_mark: matches!(
-                cat,
-                G::NonspacingMark | G::SpacingMark | G::EnclosingMark
-            ),
+            accent_mark: matches!(cat, G::NonspacingMark | G::SpacingMark | G::EnclosingMark),
             whitespace: c.is_whitespace(),
         }
     }

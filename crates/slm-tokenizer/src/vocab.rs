@@ -3,7 +3,10 @@
 //! end-of-generation set. Follows llama.cpp's `llama_vocab::impl::load` (src/llama-vocab.cpp)
 //! rule by rule, except that malformed metadata is a typed error instead of a warning or abort.
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use slm_gguf::{Array, Gguf, Value};
 
 use crate::error::TokenizerError;
@@ -29,7 +32,8 @@ pub const MAX_VOCAB: usize = 1 << 24;
 pub enum VocabKind {
     /// `tokenizer.ggml.model = llama`: SentencePiece, merges by score, byte fallback.
     Spm,
-    /// `tokenizer.ggml.model = gpt2`: byte-level BPE, merges by rank.
+    /// `tokenizer.ggml.model = gpt2`: byte-level BPE, merges by rank; also `gemma4` (BPE over raw
+    /// UTF-8 with `▁` for spaces and `<0xHH>` byte tokens).
     Bpe,
 }
 
@@ -52,16 +56,23 @@ pub struct SpecialIds {
     pub fim_sep: Option<u32>,
 }
 
+/// Accessor of one field of [`SpecialIds`].
+type Slot = fn(&mut SpecialIds) -> &mut Option<u32>;
+
 /// The loaded vocabulary.
 #[derive(Clone, Debug)]
 pub struct Vocab {
     pub kind: VocabKind,
+    /// BPE only: GPT-2 byte-level encoding (`gpt2`); false for Gemma 4's raw-UTF-8 BPE with `▁`
+    /// for spaces and `<0xHH>` byte tokens.
+    pub byte_level: bool,
     /// `tokenizer.ggml.pre`, empty when absent.
     pub pre: String,
     pub texts: Vec<String>,
     pub scores: Vec<f32>,
     pub attrs: Vec<u32>,
-    pub text_to_id: FxHashMap<String, u32>,
+    /// Token ids keyed by the hash of their text (the texts live in `texts` only once).
+    text_to_id: HashTable<u32>,
     pub special: SpecialIds,
     pub add_bos: bool,
     pub add_eos: bool,
@@ -75,7 +86,10 @@ fn key_str<'a>(g: &'a Gguf, key: &'static str) -> Result<Option<&'a str>, Tokeni
     match g.get(key) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(TokenizerError::WrongType { key, expected: "string" }),
+        Some(_) => Err(TokenizerError::WrongType {
+            key,
+            expected: "string",
+        }),
     }
 }
 
@@ -83,7 +97,10 @@ fn key_bool(g: &Gguf, key: &'static str) -> Result<Option<bool>, TokenizerError>
     match g.get(key) {
         None => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(TokenizerError::WrongType { key, expected: "bool" }),
+        Some(_) => Err(TokenizerError::WrongType {
+            key,
+            expected: "bool",
+        }),
     }
 }
 
@@ -91,25 +108,41 @@ fn key_array<'a>(g: &'a Gguf, key: &'static str) -> Result<Option<&'a Array>, To
     match g.get(key) {
         None => Ok(None),
         Some(Value::Array(a)) => Ok(Some(a)),
-        Some(_) => Err(TokenizerError::WrongType { key, expected: "array" }),
+        Some(_) => Err(TokenizerError::WrongType {
+            key,
+            expected: "array",
+        }),
     }
 }
 
 /// A special token id from metadata: absent -> `Ok(None)`, present and in range -> `Some`,
 /// negative, non-integer or out of range -> error.
-fn key_token_id(g: &Gguf, key: &'static str, n_vocab: usize) -> Result<Option<u32>, TokenizerError> {
+fn key_token_id(
+    g: &Gguf,
+    key: &'static str,
+    n_vocab: usize,
+) -> Result<Option<u32>, TokenizerError> {
     let Some(v) = g.get(key) else { return Ok(None) };
     let id = match v.as_i64() {
         Some(id) => id,
         None => match v.as_u64() {
             Some(u) => i64::try_from(u).unwrap_or(i64::MAX),
-            None => return Err(TokenizerError::WrongType { key, expected: "integer" }),
+            None => {
+                return Err(TokenizerError::WrongType {
+                    key,
+                    expected: "integer",
+                })
+            }
         },
     };
     if id < 0 || id as u64 >= n_vocab as u64 {
         return Err(TokenizerError::SpecialTokenOutOfRange { key, id, n_vocab });
     }
     Ok(Some(id as u32))
+}
+
+fn hash_str(s: &str) -> u64 {
+    FxBuildHasher.hash_one(s)
 }
 
 /// Parse `<0xHH>` (two hex digits, either case).
@@ -123,7 +156,14 @@ pub fn parse_byte_token(text: &str) -> Option<u8> {
 
 /// Pre-tokenizer names whose llama.cpp type ignores merges for whole-word tokens and adds BOS.
 const LLAMA3_NAMES: &[&str] = &[
-    "llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0", "lfm2",
+    "llama3",
+    "llama-v3",
+    "llama-bpe",
+    "falcon3",
+    "falcon-h1",
+    "pixtral",
+    "midm-2.0",
+    "lfm2",
     "jina-v5-nano",
 ];
 
@@ -133,15 +173,24 @@ impl Vocab {
             .ok_or(TokenizerError::MissingKey("tokenizer.ggml.model"))?;
         let kind = match model {
             "llama" => VocabKind::Spm,
-            "gpt2" => VocabKind::Bpe,
+            "gpt2" | "gemma4" => VocabKind::Bpe,
             other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
         };
-        let pre = key_str(g, "tokenizer.ggml.pre")?.unwrap_or("").to_string();
+        // Gemma 4: BPE over raw UTF-8 with SPM-style `▁` spaces and `<0xHH>` byte tokens.
+        let byte_level = model != "gemma4";
+        let pre = if byte_level {
+            key_str(g, "tokenizer.ggml.pre")?.unwrap_or("").to_string()
+        } else {
+            "gemma4".to_string()
+        };
 
         let tokens = key_array(g, "tokenizer.ggml.tokens")?
             .ok_or(TokenizerError::MissingKey("tokenizer.ggml.tokens"))?;
         let Array::String(tokens) = tokens else {
-            return Err(TokenizerError::WrongType { key: "tokenizer.ggml.tokens", expected: "array of string" });
+            return Err(TokenizerError::WrongType {
+                key: "tokenizer.ggml.tokens",
+                expected: "array of string",
+            });
         };
         let n = tokens.len();
         if n == 0 {
@@ -156,7 +205,10 @@ impl Vocab {
             Some(Array::F32(v)) => v.clone(),
             Some(Array::I32(v)) => v.iter().map(|&x| x as f32).collect(),
             Some(_) => {
-                return Err(TokenizerError::WrongType { key: "tokenizer.ggml.scores", expected: "array of f32" })
+                return Err(TokenizerError::WrongType {
+                    key: "tokenizer.ggml.scores",
+                    expected: "array of f32",
+                })
             }
         };
         if scores.len() != n {
@@ -184,13 +236,16 @@ impl Vocab {
             }
         }
 
-        let mut texts = Vec::with_capacity(n);
+        let mut texts: Vec<String> = Vec::with_capacity(n);
         let mut attrs = Vec::with_capacity(n);
-        let mut text_to_id: FxHashMap<String, u32> = FxHashMap::default();
-        text_to_id.reserve(n);
+        let mut text_to_id: HashTable<u32> = HashTable::with_capacity(n);
         for (i, t) in tokens.iter().enumerate() {
             let id = i as u32;
-            let text = if t.is_empty() { format!("[EMPTY_{i}]") } else { t.clone() };
+            let text = if t.is_empty() {
+                format!("[EMPTY_{i}]")
+            } else {
+                t.clone()
+            };
             let a = match types.as_ref().map(|v| v[i]) {
                 None => attr::NORMAL,
                 Some(0) => attr::UNDEFINED,
@@ -202,18 +257,28 @@ impl Vocab {
                 Some(6) => attr::BYTE,
                 Some(ty) => return Err(TokenizerError::InvalidTokenType { id, ty }),
             };
-            if a == attr::BYTE && kind == VocabKind::Spm && parse_byte_token(&text).is_none() {
+            if a == attr::BYTE
+                && !(kind == VocabKind::Bpe && byte_level)
+                && parse_byte_token(&text).is_none()
+            {
                 return Err(TokenizerError::InvalidByteToken { id, text });
             }
-            if let Some(first) = text_to_id.insert(text.clone(), id) {
-                return Err(TokenizerError::DuplicateToken { text, first, second: id });
+            let h = hash_str(&text);
+            if let Some(&first) = text_to_id.find(h, |&j| texts[j as usize] == *text) {
+                return Err(TokenizerError::DuplicateToken {
+                    text,
+                    first,
+                    second: id,
+                });
             }
+            text_to_id.insert_unique(h, id, |&j| hash_str(&texts[j as usize]));
             texts.push(text);
             attrs.push(a);
         }
 
         let mut v = Vocab {
             kind,
+            byte_level,
             pre,
             texts,
             scores,
@@ -238,7 +303,9 @@ impl Vocab {
     }
 
     pub fn id(&self, text: &str) -> Option<u32> {
-        self.text_to_id.get(text).copied()
+        self.text_to_id
+            .find(hash_str(text), |&j| self.texts[j as usize] == text)
+            .copied()
     }
 
     fn load_flags_and_specials(&mut self, g: &Gguf) -> Result<(), TokenizerError> {
@@ -254,6 +321,7 @@ impl Vocab {
                 self.add_bos = true;
                 self.add_eos = false;
             }
+            VocabKind::Bpe if !self.byte_level => {}
             VocabKind::Bpe => {
                 self.special.bos = in_range(11);
                 self.special.eos = in_range(11);
@@ -261,7 +329,10 @@ impl Vocab {
                     self.ignore_merges = true;
                     self.add_bos = true;
                 }
-                if matches!(self.pre.as_str(), "tekken" | "youtu" | "minicpm5" | "glm4" | "glm5") {
+                if matches!(
+                    self.pre.as_str(),
+                    "tekken" | "youtu" | "minicpm5" | "glm4" | "glm5"
+                ) {
                     self.ignore_merges = true;
                 }
             }
@@ -269,7 +340,7 @@ impl Vocab {
         if let Some(b) = key_bool(g, "tokenizer.ggml.add_space_prefix")? {
             self.add_space_prefix = b;
         }
-        let keys: [(&'static str, fn(&mut SpecialIds) -> &mut Option<u32>); 17] = [
+        let keys: [(&'static str, Slot); 17] = [
             ("tokenizer.ggml.bos_token_id", |s| &mut s.bos),
             ("tokenizer.ggml.eos_token_id", |s| &mut s.eos),
             ("tokenizer.ggml.eot_token_id", |s| &mut s.eot),
@@ -299,6 +370,10 @@ impl Vocab {
         if let Some(b) = key_bool(g, "tokenizer.ggml.add_eos_token")? {
             self.add_eos = b;
         }
+        // llama.cpp forces BOS for Gemma 4.
+        if self.pre == "gemma4" {
+            self.add_bos = true;
+        }
         Ok(())
     }
 
@@ -307,26 +382,59 @@ impl Vocab {
     /// depends on hash-map order; we take the lowest id.
     fn detect_special_by_text(&mut self) {
         const EOT: &[&str] = &[
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>",
-            "<EOT>", "_<EOT>", "[EOT]", "<｜end▁of▁sentence｜>", "<end_of_utterance>",
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "<|end_of_text|>",
+            "<EOT>",
+            "_<EOT>",
+            "[EOT]",
+            "<｜end▁of▁sentence｜>",
+            "<end_of_utterance>",
         ];
         const EOM: &[&str] = &["<|eom_id|>"];
         const FIM_PRE: &[&str] = &[
-            "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-            "<|code_prefix|>", "<|prefix|>",
+            "<|fim_prefix|>",
+            "<fim-prefix>",
+            "<fim_prefix>",
+            "<｜fim▁begin｜>",
+            "<PRE>",
+            "▁<PRE>",
+            "<|code_prefix|>",
+            "<|prefix|>",
         ];
         const FIM_SUF: &[&str] = &[
-            "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-            "<|code_suffix|>", "<|suffix|>",
+            "<|fim_suffix|>",
+            "<fim-suffix>",
+            "<fim_suffix>",
+            "<｜fim▁hole｜>",
+            "<SUF>",
+            "▁<SUF>",
+            "<|code_suffix|>",
+            "<|suffix|>",
         ];
         const FIM_MID: &[&str] = &[
-            "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-            "<|code_middle|>", "<|middle|>",
+            "<|fim_middle|>",
+            "<fim-middle>",
+            "<fim_middle>",
+            "<｜fim▁end｜>",
+            "<MID>",
+            "▁<MID>",
+            "<|code_middle|>",
+            "<|middle|>",
         ];
         const FIM_PAD: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-        const FIM_REP: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+        const FIM_REP: &[&str] = &[
+            "<|fim_repo|>",
+            "<|repo_name|>",
+            "<fim-repo>",
+            "<REPO>",
+            "<reponame>",
+        ];
         const FIM_SEP: &[&str] = &["<|file_sep|>"];
-        let roles: [(&[&str], fn(&mut SpecialIds) -> &mut Option<u32>); 8] = [
+        let roles: [(&[&str], Slot); 8] = [
             (EOT, |s| &mut s.eot),
             (EOM, |s| &mut s.eom),
             (FIM_PRE, |s| &mut s.fim_pre),
@@ -356,13 +464,34 @@ impl Vocab {
 
     fn build_eog(&mut self) {
         const EOG: &[&str] = &[
-            "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
-            "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
-            "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
-            "<｜end▁of▁sentence｜>", "[e~[",
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|end|>",
+            "<|return|>",
+            "<|call|>",
+            "<|flush|>",
+            "<|calls|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "</s>",
+            "<|eom_id|>",
+            "<EOT>",
+            "_<EOT>",
+            "[EOT]",
+            "[EOS]",
+            "<|end_of_text|>",
+            "<end_of_utterance>",
+            "<eos>",
+            "<turn|>",
+            "<|tool_response>",
+            "<｜end▁of▁sentence｜>",
+            "[e~[",
         ];
         let s = &self.special;
-        let mut eog: Vec<u32> = [s.fim_pad, s.fim_rep, s.fim_sep].into_iter().flatten().collect();
+        let mut eog: Vec<u32> = [s.fim_pad, s.fim_rep, s.fim_sep]
+            .into_iter()
+            .flatten()
+            .collect();
         for t in EOG {
             if let Some(id) = self.id(t) {
                 eog.push(id);
@@ -381,8 +510,12 @@ impl Vocab {
         let texts = &self.texts;
         let has = |eog: &[u32], t: &str| eog.iter().any(|&id| texts[id as usize] == t);
         // o200k_harmony / solar-open: "<|end|>" is not end of generation there.
-        let drop_end = (has(&eog, "<|return|>") && (has(&eog, "<|call|>") || has(&eog, "<|calls|>")) && has(&eog, "<|end|>"))
-            || ((has(&eog, "<|call|>") || has(&eog, "<|calls|>")) && has(&eog, "<|flush|>") && has(&eog, "<|end|>"));
+        let drop_end = (has(&eog, "<|return|>")
+            && (has(&eog, "<|call|>") || has(&eog, "<|calls|>"))
+            && has(&eog, "<|end|>"))
+            || ((has(&eog, "<|call|>") || has(&eog, "<|calls|>"))
+                && has(&eog, "<|flush|>")
+                && has(&eog, "<|end|>"));
         if drop_end {
             if let Some(id) = self.id("<|end|>") {
                 eog.retain(|&x| x != id);

@@ -12,7 +12,9 @@ fn strings(v: &[&str]) -> Value {
 
 /// A small valid SPM vocabulary.
 fn spm() -> Kv {
-    let toks = ["<unk>", "<s>", "</s>", "<0x41>", "<0xC3>", "<0xA9>", "▁", "a", "b", "▁a", "ab", "▁ab"];
+    let toks = [
+        "<unk>", "<s>", "</s>", "<0x41>", "<0xC3>", "<0xA9>", "▁", "a", "b", "▁a", "ab", "▁ab",
+    ];
     let n = toks.len();
     let mut types = vec![1i32; n];
     types[0] = 2;
@@ -50,9 +52,15 @@ fn bpe() -> Kv {
 }
 
 fn gpt2_char(b: u8) -> String {
-    let keep = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+    let keep = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
     let b = b as u32;
-    let cp = if keep(b) { b } else { 256 + (0..b).filter(|&x| !keep(x)).count() as u32 };
+    let cp = if keep(b) {
+        b
+    } else {
+        256 + (0..b).filter(|&x| !keep(x)).count() as u32
+    };
     char::from_u32(cp).unwrap().to_string()
 }
 
@@ -100,15 +108,24 @@ fn valid_vocabularies_load_and_encode() {
     assert_eq!(t.encode("ab a", false, false).unwrap(), [256, 257]);
     assert_eq!(t.decode(&[256, 257]), "ab a");
     assert!(t.is_eog(258));
-    assert_eq!(t.encode("x<|end|>", false, true).unwrap(), [b'x' as u32, 258]);
+    assert_eq!(
+        t.encode("x<|end|>", false, true).unwrap(),
+        [b'x' as u32, 258]
+    );
     assert_eq!(t.encode("", true, true).unwrap(), Vec::<u32>::new());
 }
 
 #[test]
 fn empty_vocab() {
     let kv = set(spm(), "tokenizer.ggml.tokens", strings(&[]));
-    let kv = without(without(kv, "tokenizer.ggml.scores"), "tokenizer.ggml.token_type");
-    let kv = without(without(kv, "tokenizer.ggml.bos_token_id"), "tokenizer.ggml.eos_token_id");
+    let kv = without(
+        without(kv, "tokenizer.ggml.scores"),
+        "tokenizer.ggml.token_type",
+    );
+    let kv = without(
+        without(kv, "tokenizer.ggml.bos_token_id"),
+        "tokenizer.ggml.eos_token_id",
+    );
     assert_eq!(err(kv), TokenizerError::EmptyVocab);
 }
 
@@ -122,13 +139,33 @@ fn special_ids_outside_the_vocab() {
         "tokenizer.ggml.eot_token_id",
     ] {
         let e = err(set(spm(), key, Value::U32(12)));
-        assert!(matches!(e, TokenizerError::SpecialTokenOutOfRange { id: 12, n_vocab: 12, .. }), "{key}: {e}");
+        assert!(
+            matches!(
+                e,
+                TokenizerError::SpecialTokenOutOfRange {
+                    id: 12,
+                    n_vocab: 12,
+                    ..
+                }
+            ),
+            "{key}: {e}"
+        );
         let e = err(set(spm(), key, Value::U64(u64::MAX)));
-        assert!(matches!(e, TokenizerError::SpecialTokenOutOfRange { .. }), "{key}: {e}");
+        assert!(
+            matches!(e, TokenizerError::SpecialTokenOutOfRange { .. }),
+            "{key}: {e}"
+        );
         let e = err(set(spm(), key, Value::I32(-1)));
-        assert!(matches!(e, TokenizerError::SpecialTokenOutOfRange { id: -1, .. }), "{key}: {e}");
+        assert!(
+            matches!(e, TokenizerError::SpecialTokenOutOfRange { id: -1, .. }),
+            "{key}: {e}"
+        );
     }
-    let e = err(set(spm(), "tokenizer.ggml.bos_token_id", Value::String("1".into())));
+    let e = err(set(
+        spm(),
+        "tokenizer.ggml.bos_token_id",
+        Value::String("1".into()),
+    ));
     assert!(matches!(e, TokenizerError::WrongType { .. }));
 }
 
@@ -136,21 +173,59 @@ fn special_ids_outside_the_vocab() {
 fn malformed_byte_tokens() {
     for bad in ["<0x-1>", "<0xZZ>", "<0x100>", "<0x4>", "0x41", "<0x41"] {
         let mut kv = spm();
-        let Value::Array(Array::String(toks)) = &mut kv[1].1 else { unreachable!() };
+        let Value::Array(Array::String(toks)) = &mut kv[1].1 else {
+            unreachable!()
+        };
         toks[3] = bad.to_string();
         let e = err(kv);
-        assert_eq!(e, TokenizerError::InvalidByteToken { id: 3, text: bad.to_string() }, "{bad}");
+        assert_eq!(
+            e,
+            TokenizerError::InvalidByteToken {
+                id: 3,
+                text: bad.to_string()
+            },
+            "{bad}"
+        );
     }
 }
 
 #[test]
 fn scores_and_types_of_the_wrong_length() {
-    let e = err(set(spm(), "tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0; 11]))));
-    assert!(matches!(e, TokenizerError::LengthMismatch { expected: 12, actual: 11, .. }));
-    let e = err(set(spm(), "tokenizer.ggml.scores", Value::Array(Array::F32(vec![0.0; 13]))));
-    assert!(matches!(e, TokenizerError::LengthMismatch { expected: 12, actual: 13, .. }));
-    let e = err(set(spm(), "tokenizer.ggml.token_type", Value::Array(Array::I32(vec![1; 5]))));
-    assert!(matches!(e, TokenizerError::LengthMismatch { actual: 5, .. }));
+    let e = err(set(
+        spm(),
+        "tokenizer.ggml.scores",
+        Value::Array(Array::F32(vec![0.0; 11])),
+    ));
+    assert!(matches!(
+        e,
+        TokenizerError::LengthMismatch {
+            expected: 12,
+            actual: 11,
+            ..
+        }
+    ));
+    let e = err(set(
+        spm(),
+        "tokenizer.ggml.scores",
+        Value::Array(Array::F32(vec![0.0; 13])),
+    ));
+    assert!(matches!(
+        e,
+        TokenizerError::LengthMismatch {
+            expected: 12,
+            actual: 13,
+            ..
+        }
+    ));
+    let e = err(set(
+        spm(),
+        "tokenizer.ggml.token_type",
+        Value::Array(Array::I32(vec![1; 5])),
+    ));
+    assert!(matches!(
+        e,
+        TokenizerError::LengthMismatch { actual: 5, .. }
+    ));
     let e = err(set(spm(), "tokenizer.ggml.scores", strings(&["x"; 12])));
     assert!(matches!(e, TokenizerError::WrongType { .. }));
 }
@@ -160,17 +235,37 @@ fn token_type_outside_the_enum() {
     for ty in [7, -1, i32::MAX] {
         let mut types = vec![1i32; 12];
         types[9] = ty;
-        let e = err(set(spm(), "tokenizer.ggml.token_type", Value::Array(Array::I32(types))));
-        assert_eq!(e, TokenizerError::InvalidTokenType { id: 9, ty: ty as i64 });
+        let e = err(set(
+            spm(),
+            "tokenizer.ggml.token_type",
+            Value::Array(Array::I32(types)),
+        ));
+        assert_eq!(
+            e,
+            TokenizerError::InvalidTokenType {
+                id: 9,
+                ty: ty as i64
+            }
+        );
     }
 }
 
 #[test]
 fn merges_referencing_unknown_tokens() {
-    let e = err(set(bpe(), "tokenizer.ggml.merges", strings(&["a b", "x zzz"])));
-    assert!(matches!(e, TokenizerError::MergeUnknownToken { index: 1, .. }), "{e}");
+    let e = err(set(
+        bpe(),
+        "tokenizer.ggml.merges",
+        strings(&["a b", "x zzz"]),
+    ));
+    assert!(
+        matches!(e, TokenizerError::MergeUnknownToken { index: 1, .. }),
+        "{e}"
+    );
     let e = err(set(bpe(), "tokenizer.ggml.merges", strings(&["ab"])));
-    assert!(matches!(e, TokenizerError::MalformedMerge { index: 0, .. }), "{e}");
+    assert!(
+        matches!(e, TokenizerError::MalformedMerge { index: 0, .. }),
+        "{e}"
+    );
     let e = err(without(bpe(), "tokenizer.ggml.merges"));
     assert_eq!(e, TokenizerError::MissingKey("tokenizer.ggml.merges"));
 }
@@ -178,22 +273,53 @@ fn merges_referencing_unknown_tokens() {
 #[test]
 fn duplicate_tokens_and_wrong_types() {
     let mut kv = spm();
-    let Value::Array(Array::String(toks)) = &mut kv[1].1 else { unreachable!() };
+    let Value::Array(Array::String(toks)) = &mut kv[1].1 else {
+        unreachable!()
+    };
     toks[8] = "a".to_string();
-    assert!(matches!(err(kv), TokenizerError::DuplicateToken { first: 7, second: 8, .. }));
+    assert!(matches!(
+        err(kv),
+        TokenizerError::DuplicateToken {
+            first: 7,
+            second: 8,
+            ..
+        }
+    ));
 
-    let e = err(set(spm(), "tokenizer.ggml.tokens", Value::Array(Array::I32(vec![1, 2]))));
+    let e = err(set(
+        spm(),
+        "tokenizer.ggml.tokens",
+        Value::Array(Array::I32(vec![1, 2])),
+    ));
     assert!(matches!(e, TokenizerError::WrongType { .. }));
-    let e = err(set(spm(), "tokenizer.ggml.add_bos_token", Value::String("yes".into())));
+    let e = err(set(
+        spm(),
+        "tokenizer.ggml.add_bos_token",
+        Value::String("yes".into()),
+    ));
     assert!(matches!(e, TokenizerError::WrongType { .. }));
 }
 
 #[test]
 fn unknown_models_and_pre_tokenizers() {
-    assert_eq!(err(without(spm(), "tokenizer.ggml.model")), TokenizerError::MissingKey("tokenizer.ggml.model"));
-    assert!(matches!(err(set(spm(), "tokenizer.ggml.model", Value::String("t5".into()))), TokenizerError::UnsupportedModel(_)));
+    assert_eq!(
+        err(without(spm(), "tokenizer.ggml.model")),
+        TokenizerError::MissingKey("tokenizer.ggml.model")
+    );
     assert!(matches!(
-        err(set(bpe(), "tokenizer.ggml.pre", Value::String("no-such".into()))),
+        err(set(
+            spm(),
+            "tokenizer.ggml.model",
+            Value::String("t5".into())
+        )),
+        TokenizerError::UnsupportedModel(_)
+    ));
+    assert!(matches!(
+        err(set(
+            bpe(),
+            "tokenizer.ggml.pre",
+            Value::String("no-such".into())
+        )),
         TokenizerError::UnsupportedPreTokenizer(_)
     ));
 }
@@ -207,7 +333,10 @@ fn missing_bos_is_an_encode_error_not_a_panic() {
     let kv = set(spm(), "tokenizer.ggml.add_eos_token", Value::Bool(true));
     let kv = without(kv, "tokenizer.ggml.eos_token_id");
     // SPM default EOS is 2.
-    assert_eq!(build(kv).unwrap().encode("b", true, false).unwrap(), [1, 6, 8, 2]);
+    assert_eq!(
+        build(kv).unwrap().encode("b", true, false).unwrap(),
+        [1, 6, 8, 2]
+    );
 }
 
 #[test]
@@ -218,4 +347,11 @@ fn out_of_range_ids_render_as_nothing() {
     assert_eq!(t.token_text(u32::MAX), None);
     assert!(!t.is_eog(u32::MAX));
     assert_eq!(t.decode(&[u32::MAX, 7]), "a");
+}
+
+#[test]
+fn tokenizer_is_shareable_across_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<Tokenizer>();
+    send_sync::<TokenizerError>();
 }

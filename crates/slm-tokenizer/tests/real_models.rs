@@ -22,13 +22,23 @@ fn check_model(name: &str) {
     for c in cases {
         let text = c["text"].as_str().unwrap();
         let parse_special = c["parse_special"].as_bool().unwrap();
-        let want: Vec<u32> = c["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+        let want: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
         let got = tok.encode(text, false, parse_special).unwrap();
         if got != want {
             failures.push(format!("{text:?}\n   want {want:?}\n    got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{name}: {} cases differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} cases differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     let botchan = std::fs::read_to_string(common::material("botchan.txt")).unwrap();
     let ids = tok.encode(&botchan, false, false).unwrap();
@@ -37,8 +47,16 @@ fn check_model(name: &str) {
         h.update(id.to_le_bytes());
     }
     let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(ids.len() as u64, m["botchan"]["n_ids"].as_u64().unwrap(), "{name}: botchan id count");
-    assert_eq!(digest, m["botchan"]["sha256"].as_str().unwrap(), "{name}: botchan ids differ");
+    assert_eq!(
+        ids.len() as u64,
+        m["botchan"]["n_ids"].as_u64().unwrap(),
+        "{name}: botchan id count"
+    );
+    assert_eq!(
+        digest,
+        m["botchan"]["sha256"].as_str().unwrap(),
+        "{name}: botchan ids differ"
+    );
 }
 
 #[test]

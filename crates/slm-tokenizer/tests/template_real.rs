@@ -14,10 +14,14 @@ use slm_gguf::{Array, GgufFile};
 use slm_tokenizer::template::{ChatTemplate, TemplateError, FUEL};
 
 fn material() -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL").map(PathBuf::from).unwrap_or_else(|| {
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
-        home.join(".cache/slm-material")
-    });
+    let dir = std::env::var_os("SLM_MATERIAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/slm-material")
+        });
     assert!(
         dir.join("SmolLM2-135M-Instruct.Q4_1.gguf").exists(),
         "test material missing in {}: run `python3 tools/material.py` first",
@@ -27,7 +31,7 @@ fn material() -> PathBuf {
 }
 
 struct Real {
-    name: &'static str,
+    name: String,
     source: String,
     bos: String,
     eos: String,
@@ -43,7 +47,7 @@ fn token_text(g: &GgufFile, key: &str) -> String {
     }
 }
 
-fn load(file: &str, name: &'static str) -> Real {
+fn load(file: &str, name: &str) -> Real {
     let path = material().join(file);
     let g = GgufFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let source = g
@@ -51,7 +55,7 @@ fn load(file: &str, name: &'static str) -> Real {
         .unwrap_or_else(|| panic!("{file} has no tokenizer.chat_template"))
         .to_string();
     Real {
-        name,
+        name: name.to_string(),
         source,
         bos: token_text(&g, "tokenizer.ggml.bos_token_id"),
         eos: token_text(&g, "tokenizer.ggml.eos_token_id"),
@@ -59,14 +63,50 @@ fn load(file: &str, name: &'static str) -> Real {
 }
 
 fn real_templates() -> Vec<Real> {
-    vec![
+    let mut v = vec![
         load("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2"),
         load("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", "qwen2.5-coder"),
         load("vocab/ggml-vocab-command-r.gguf", "command-r"),
         load("vocab/ggml-vocab-gemma-4.gguf", "gemma-4"),
         load("vocab/ggml-vocab-phi-3.gguf", "phi-3"),
         load("vocab/ggml-vocab-qwen2.gguf", "qwen2"),
-    ]
+    ];
+    v.extend(extra_templates());
+    v
+}
+
+/// More templates from `$SLM_EXTRA_TEMPLATES` (optional): `NAME.jinja` files, each with a
+/// `NAME.tokens.json` holding `{"bos": .., "eos": ..}`.
+fn extra_templates() -> Vec<Real> {
+    let Some(dir) = std::env::var_os("SLM_EXTRA_TEMPLATES").map(PathBuf::from) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("SLM_EXTRA_TEMPLATES={}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "jinja"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("?")
+            .to_string();
+        let source = std::fs::read_to_string(&path).expect("read template");
+        let toks: Value = std::fs::read_to_string(dir.join(format!("{name}.tokens.json")))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or(Value::Null);
+        out.push(Real {
+            name,
+            source,
+            bos: toks["bos"].as_str().unwrap_or("").to_string(),
+            eos: toks["eos"].as_str().unwrap_or("").to_string(),
+        });
+    }
+    out
 }
 
 fn msg(role: &str, content: &str) -> Value {
@@ -147,7 +187,8 @@ fn conversations() -> Vec<(&'static str, Value, Option<Value>, Value)> {
 }
 
 fn python_render(cases: &[Value]) -> Vec<Value> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/golden/template_render.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/golden/template_render.py");
     let mut child = Command::new("python3")
         .arg(&script)
         .stdin(Stdio::piped())
@@ -181,7 +222,10 @@ fn real_templates_match_jinja2() {
                     "messages": messages, "add_generation_prompt": agp,
                     "tools": tools, "kwargs": kwargs,
                 }));
-                labels.push(format!("{} / {label} / add_generation_prompt={agp}", t.name));
+                labels.push(format!(
+                    "{} / {label} / add_generation_prompt={agp}",
+                    t.name
+                ));
             }
         }
     }
@@ -197,7 +241,12 @@ fn real_templates_match_jinja2() {
         .unwrap_or_else(|e| panic!("{label}: {e}"));
         let kwargs = case["kwargs"].as_object().cloned().unwrap_or_default();
         let tools = case.get("tools").filter(|t| !t.is_null());
-        let got = t.render_json(&case["messages"], case["add_generation_prompt"] == true, tools, &kwargs);
+        let got = t.render_json(
+            &case["messages"],
+            case["add_generation_prompt"] == true,
+            tools,
+            &kwargs,
+        );
         if let Some(text) = want.get("ok").and_then(Value::as_str) {
             let got = got.unwrap_or_else(|e| panic!("{label}: jinja2 rendered, we failed: {e}"));
             assert_eq!(got.0, text, "{label}");
@@ -206,10 +255,16 @@ fn real_templates_match_jinja2() {
             assert_eq!(got, Err(TemplateError::Raised(msg.to_string())), "{label}");
             raised += 1;
         } else {
-            assert!(got.is_err(), "{label}: jinja2 failed ({want}), we rendered {got:?}");
+            assert!(
+                got.is_err(),
+                "{label}: jinja2 failed ({want}), we rendered {got:?}"
+            );
         }
     }
-    eprintln!("{ok} renders equal to jinja2, {raised} raise_exception equal, of {}", cases.len());
+    eprintln!(
+        "{ok} renders equal to jinja2, {raised} raise_exception equal, of {}",
+        cases.len()
+    );
     assert!(ok >= 50, "too few successful renders compared: {ok}");
     assert!(raised >= 2, "raise_exception was never compared");
 }
@@ -224,7 +279,12 @@ fn plain_api_matches_json_api() {
     ];
     let a = ct.render(&msgs, true).expect("render");
     let b = ct
-        .render_json(&serde_json::to_value(&msgs).expect("json"), true, None, &Default::default())
+        .render_json(
+            &serde_json::to_value(&msgs).expect("json"),
+            true,
+            None,
+            &Default::default(),
+        )
         .expect("render_json");
     assert_eq!(a, b.0);
     assert_eq!(
@@ -246,7 +306,10 @@ fn fuel_calibration_200_messages_64_tools() {
     let mut messages = vec![msg("system", "You are a helpful assistant.")];
     for i in 0..200 {
         let role = if i % 2 == 0 { "user" } else { "assistant" };
-        messages.push(msg(role, &format!("Message number {i}: {}", "lorem ipsum dolor ".repeat(8))));
+        messages.push(msg(
+            role,
+            &format!("Message number {i}: {}", "lorem ipsum dolor ".repeat(8)),
+        ));
     }
     let messages = Value::Array(messages);
     let tools = tools(64);
@@ -270,5 +333,8 @@ fn fuel_calibration_200_messages_64_tools() {
         assert!(stats.fuel_used > 0, "{}: fuel not tracked", t.name);
         worst = worst.max(stats.fuel_used);
     }
-    assert!(worst * 10 <= FUEL, "a real template used {worst} fuel, more than 10% of {FUEL}");
+    assert!(
+        worst * 10 <= FUEL,
+        "a real template used {worst} fuel, more than 10% of {FUEL}"
+    );
 }

@@ -15,7 +15,13 @@ fn check(name: &str) {
             failures.push(format!("{text:?}\n   want {want:?}\n    got {got:?}"));
         }
     }
-    assert!(failures.is_empty(), "{name}: {} of {} cases differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{name}: {} of {} cases differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -69,4 +75,8 @@ fn starcoder() {
 #[test]
 fn command_r() {
     check("command-r");
+}
+#[test]
+fn gemma_4() {
+    check("gemma-4");
 }

@@ -4,7 +4,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use slm_engine::Event;
 use slm_tokenizer::template::ChatMessage;
@@ -36,9 +36,9 @@ pub struct ChatArgs {
 
 pub fn run(args: &ChatArgs) -> Result<()> {
     let loaded = load(&args.model, &args.model_args)?;
-    if loaded.template.is_none() {
-        bail!(
-            "{} has no chat template; use `slm run --raw` to continue text",
+    if loaded.template_is_fallback {
+        eprintln!(
+            "note: {} has no chat template; using ChatML (a base model may not follow it)",
             args.model.display()
         );
     }
@@ -84,11 +84,9 @@ pub fn run(args: &ChatArgs) -> Result<()> {
                 continue;
             }
         };
-        let generation = match loaded
-            .engine
-            .handle()
-            .generate(request(ids, &args.sampling, loaded.n_ctx))
-        {
+        let mut req = request(ids, &args.sampling, loaded.n_ctx);
+        req.stop.extend(loaded.chat_stops());
+        let generation = match loaded.engine.handle().generate(req) {
             Ok(g) => g,
             Err(e) => {
                 eprintln!("error: {e} (try /clear)");

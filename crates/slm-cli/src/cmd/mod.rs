@@ -5,4 +5,5 @@ pub mod common;
 pub mod load;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod show;

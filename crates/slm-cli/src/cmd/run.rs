@@ -65,7 +65,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     };
     let loaded = load(&args.model, &args.model_args)?;
-    let use_template = !args.raw && loaded.template.is_some();
+    let use_template = !args.raw && !loaded.template_is_fallback;
     let ids = if use_template {
         loaded.tokenize_chat(&[ChatMessage {
             role: "user".into(),
@@ -91,7 +91,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
     for ev in generation {
         match ev {
-            Event::Token { id, text: t } => {
+            Event::Token { id, text: t, .. } => {
                 out_ids.push(id);
                 if !args.json {
                     write!(lock, "{t}")?;

@@ -17,9 +17,7 @@ mod stages;
 mod stop;
 
 pub use rng::Rng;
-pub use stages::{
-    Candidate, Candidates, MinP, Penalties, Stage, Temperature, TopK, TopP,
-};
+pub use stages::{Candidate, Candidates, MinP, Penalties, Stage, Temperature, TopK, TopP};
 pub use stop::StopMatcher;
 
 /// Sampling parameters, named as llama.cpp names them (`temperature` is llama.cpp's `temp`), with
@@ -71,6 +69,29 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
+    /// Checks that every value is finite and in its range (for request validation): temperature
+    /// finite, `top_p` and `min_p` in [0, 1], `repeat_penalty` in (0, 100], frequency and
+    /// presence penalties in [-2, 2] (OpenAI's range), `repeat_last_n >= -1`.
+    pub fn validate(&self) -> Result<(), String> {
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+        check(self.temperature.is_finite(), "temperature must be finite")?;
+        check((0.0..=1.0).contains(&self.top_p), "top_p must be in [0, 1]")?;
+        check((0.0..=1.0).contains(&self.min_p), "min_p must be in [0, 1]")?;
+        check(
+            self.repeat_penalty > 0.0 && self.repeat_penalty <= 100.0,
+            "repeat_penalty must be in (0, 100]",
+        )?;
+        check(
+            (-2.0..=2.0).contains(&self.frequency_penalty),
+            "frequency_penalty must be in [-2, 2]",
+        )?;
+        check(
+            (-2.0..=2.0).contains(&self.presence_penalty),
+            "presence_penalty must be in [-2, 2]",
+        )?;
+        check(self.repeat_last_n >= -1, "repeat_last_n must be >= -1")
+    }
+
     /// Greedy decoding with no penalties.
     pub fn greedy() -> Self {
         SamplingParams {
@@ -134,7 +155,7 @@ impl Sampler {
             stages.push(Box::new(penalties));
         }
         let n_pre_temp = stages.len();
-        let greedy = !(params.temperature > 0.0);
+        let greedy = params.temperature.is_nan() || params.temperature <= 0.0;
         if !greedy {
             if params.top_k > 0 {
                 stages.push(Box::new(TopK::new(params.top_k as usize)));

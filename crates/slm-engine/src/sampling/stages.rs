@@ -35,10 +35,11 @@ impl Candidates {
     /// Resets to the whole vocabulary of `logits` (n_vocab,) in id order. NaN becomes -inf.
     pub fn fill(&mut self, logits: &[f32]) {
         self.data.clear();
-        self.data.extend(logits.iter().enumerate().map(|(i, &l)| Candidate {
-            id: i as u32,
-            logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
-        }));
+        self.data
+            .extend(logits.iter().enumerate().map(|(i, &l)| Candidate {
+                id: i as u32,
+                logit: if l.is_nan() { f32::NEG_INFINITY } else { l },
+            }));
         self.sorted = false;
         self.identity = true;
     }
@@ -202,7 +203,9 @@ impl LogDist {
             Some(c) if c.id == id => Some(*c),
             _ => self.data.iter().find(|c| c.id == id).copied(),
         };
-        c.map_or(f32::NEG_INFINITY, |c| (f64::from(c.logit) - self.lse) as f32)
+        c.map_or(f32::NEG_INFINITY, |c| {
+            (f64::from(c.logit) - self.lse) as f32
+        })
     }
 
     /// The `n` most likely tokens, most likely first, ties to the lowest id.
@@ -368,6 +371,46 @@ impl TopP {
     }
 }
 
+impl TopP {
+    /// Fast path for a large unsorted list: finds the kept prefix among the top 256, 1024, ...
+    /// candidates (selected in O(n), then sorted) with probabilities normalized over the whole
+    /// list, so the result equals sorting everything. Returns false if it did not apply.
+    fn top_prefix(&self, cands: &mut Candidates) -> bool {
+        let max = cands
+            .data
+            .iter()
+            .map(|c| c.logit)
+            .fold(f32::NEG_INFINITY, f32::max);
+        if max == f32::NEG_INFINITY {
+            return false;
+        }
+        let total: f64 = cands
+            .data
+            .iter()
+            .map(|c| f64::from(c.logit - max).exp())
+            .sum();
+        let p = f64::from(self.p);
+        let mut k = 256.max(self.min_keep);
+        while k < cands.len() {
+            cands.data.select_nth_unstable_by(k - 1, order);
+            let head = &mut cands.data[..k];
+            head.sort_unstable_by(order);
+            let mut cum = 0.0;
+            for (i, c) in head.iter().enumerate() {
+                cum += f64::from(c.logit - max).exp() / total;
+                if cum >= p && i + 1 >= self.min_keep {
+                    cands.data.truncate(i + 1);
+                    cands.sorted = true;
+                    cands.identity = false;
+                    return true;
+                }
+            }
+            k = k.saturating_mul(4);
+        }
+        false
+    }
+}
+
 impl Stage for TopP {
     fn name(&self) -> &'static str {
         "top-p"
@@ -375,6 +418,9 @@ impl Stage for TopP {
 
     fn apply(&mut self, cands: &mut Candidates) {
         if self.p >= 1.0 || cands.is_empty() {
+            return;
+        }
+        if !cands.sorted && cands.len() > 4096 && self.top_prefix(cands) {
             return;
         }
         cands.sort();

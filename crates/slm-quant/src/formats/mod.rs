@@ -17,10 +17,14 @@ use crate::QuantError;
 
 pub mod float;
 pub mod iq1;
+pub mod iq1_quant;
 pub mod iq2;
+pub mod iq2_quant;
 pub mod iq3;
+pub mod iq3_quant;
 pub mod iq4;
 pub mod iq_grids;
+mod lattice;
 pub mod mxfp4;
 pub mod q2_k;
 pub mod q3_k;
@@ -188,6 +192,13 @@ fn quant_fn(ty: GgmlType) -> Option<QuantFn> {
         T::TQ1_0 => quantize_bytes::<BlockTQ1_0>,
         T::TQ2_0 => quantize_bytes::<BlockTQ2_0>,
         T::MXFP4 => quantize_bytes::<BlockMXFP4>,
+        T::IQ2_XXS => quantize_bytes::<BlockIQ2_XXS>,
+        T::IQ2_XS => quantize_bytes::<BlockIQ2_XS>,
+        T::IQ2_S => quantize_bytes::<BlockIQ2_S>,
+        T::IQ1_S => quantize_bytes::<BlockIQ1_S>,
+        T::IQ1_M => quantize_bytes::<BlockIQ1_M>,
+        T::IQ3_XXS => quantize_bytes::<BlockIQ3_XXS>,
+        T::IQ3_S => quantize_bytes::<BlockIQ3_S>,
         _ => return None,
     })
 }
@@ -200,6 +211,13 @@ pub fn can_dequantize(ty: GgmlType) -> bool {
 /// Whether [`quantize_row`] supports `ty`.
 pub fn can_quantize(ty: GgmlType) -> bool {
     quant_fn(ty).is_some()
+}
+
+/// Whether quantizing to `ty` needs an importance matrix: ggml's
+/// `ggml_quantize_requires_imatrix` (IQ2_XXS, IQ2_XS, IQ1_S); [`quantize_row`] refuses them
+/// without one, like llama.cpp.
+pub fn requires_imatrix(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ1_S)
 }
 
 /// Checks that `n` values of `ty` are whole blocks taking `actual` bytes.
@@ -233,7 +251,8 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<(), Q
 /// Quantizes one row `src` to type `ty` into `dst` (exactly `ty.row_bytes(src.len())` bytes),
 /// bytes identical to llama.cpp's `quantize_<type>(src, dst, 1, src.len(), imatrix)`.
 /// `imatrix`, if given, holds one importance weight per value of the row; types without a
-/// weighted quantizer (Q8_0, Q8_1, Q8_K, TQ1_0, TQ2_0, floats) ignore it, like llama.cpp.
+/// weighted quantizer (Q8_0, Q8_1, Q8_K, TQ1_0, TQ2_0, MXFP4, floats) ignore it, like
+/// llama.cpp; IQ2_XXS, IQ2_XS and IQ1_S need it ([`requires_imatrix`]).
 pub fn quantize_row(
     ty: GgmlType,
     src: &[f32],
@@ -273,6 +292,9 @@ pub fn quantize_rows(
         });
     }
     check_bytes(ty, src.len(), dst.len())?;
+    if imatrix.is_none() && requires_imatrix(ty) {
+        return Err(QuantError::ImatrixRequired(ty));
+    }
     if let Some(w) = imatrix {
         if w.len() != n_per_row {
             return Err(QuantError::ImatrixLength {
@@ -310,13 +332,18 @@ mod tests {
         let x = synth(n, 0.0);
         for ty in GgmlType::all().filter(|&t| can_quantize(t)) {
             let max_err = match ty {
+                GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ2_S => 0.0075,
+                GgmlType::IQ3_XXS | GgmlType::IQ3_S => 0.0050,
+                GgmlType::IQ1_S | GgmlType::IQ1_M => 0.0100,
                 GgmlType::Q2_K => 0.0075,
                 GgmlType::Q3_K => 0.0040,
                 GgmlType::TQ1_0 | GgmlType::TQ2_0 => 0.01,
                 _ => 0.002,
             };
             let mut q = vec![0u8; row_bytes(ty, n)];
-            quantize_row(ty, &x, &mut q, None).unwrap();
+            let ones = vec![1.0f32; n];
+            let im = requires_imatrix(ty).then_some(&ones[..]);
+            quantize_row(ty, &x, &mut q, im).unwrap();
             let mut y = vec![0f32; n];
             dequantize_row(ty, &q, &mut y).unwrap();
             // ggml's `array_rmse`: sqrt(sum of squared errors) / n.
@@ -347,7 +374,9 @@ mod tests {
         let im = vec![1.0f32; n];
         for ty in GgmlType::all().filter(|&t| can_quantize(t)) {
             let mut q = vec![0u8; row_bytes(ty, n)];
-            quantize_row(ty, &x, &mut q, None).unwrap();
+            if !requires_imatrix(ty) {
+                quantize_row(ty, &x, &mut q, None).unwrap();
+            }
             quantize_row(ty, &x, &mut q, Some(&im)).unwrap();
             let mut y = vec![0f32; n];
             dequantize_row(ty, &q, &mut y).unwrap();
@@ -360,10 +389,12 @@ mod tests {
         let x = synth(n, 1.5);
         for ty in GgmlType::all().filter(|&t| can_quantize(t)) {
             let rb = row_bytes(ty, n);
+            let ones = vec![1.0f32; n];
+            let im = requires_imatrix(ty).then_some(&ones[..]);
             let mut aligned = vec![0u8; rb];
-            quantize_row(ty, &x, &mut aligned, None).unwrap();
+            quantize_row(ty, &x, &mut aligned, im).unwrap();
             let mut shifted = vec![0u8; rb + 1];
-            quantize_row(ty, &x, &mut shifted[1..], None).unwrap();
+            quantize_row(ty, &x, &mut shifted[1..], im).unwrap();
             assert_eq!(aligned, shifted[1..], "{ty} quantize");
             let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
             dequantize_row(ty, &aligned, &mut a).unwrap();
@@ -411,7 +442,11 @@ mod tests {
         assert!(quantize_rows(GgmlType::Q8_0, &x, 96, &mut q, None).is_err());
         assert!(quantize_row(GgmlType::Q4_K, &[], &mut [], None).is_ok());
         assert!(dequantize_row(GgmlType::Q4_K, &[], &mut []).is_ok());
-        assert!(!can_quantize(GgmlType::IQ2_XXS) && !can_quantize(GgmlType::I8));
+        assert_eq!(
+            quantize_row(GgmlType::IQ2_XXS, &x, &mut [0u8; 66], None),
+            Err(QuantError::ImatrixRequired(GgmlType::IQ2_XXS))
+        );
+        assert!(!can_quantize(GgmlType::I8) && !can_quantize(GgmlType::I32));
     }
 
     /// Q8_1 runs Q8_0's arithmetic (verified against llama.cpp by the golden tests) and adds

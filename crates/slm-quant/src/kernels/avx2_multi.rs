@@ -4,7 +4,9 @@
 //! kernels (`avx2_legacy`, `avx2_kquants`), so results match `scalar.rs` within float order.
 //! Safety: as in `avx2_legacy` (AVX2 table only; lengths checked before any pointer read).
 
-use super::avx2_legacy::{dot_u8_i8, hsum_epi32, hsum_ps, ld_f16, ld_f16x8, nibbles32};
+use super::avx2_legacy::{
+    dot_u8_i8, hsum_epi32, hsum_ps, kvalues_table, ld_f16, ld_f16x8, nibbles32,
+};
 use super::layout::*;
 use std::arch::x86_64::*;
 
@@ -252,4 +254,104 @@ unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
         }
     }
     finish(acc)
+}
+
+safe_wrapper4!(vec_dot4_iq4_nl_q8_0, iq4_nl, QK, IQ4_NL_BYTES, Q8_0_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4_nl(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let table = kvalues_table();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * IQ4_NL_BYTES);
+        let qx = _mm256_shuffle_epi8(table, nibbles32(x.add(2)));
+        let ax = _mm256_sign_epi8(qx, qx);
+        let dx = ld_f16x8(x);
+        for (k, s) in acc.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_0_BYTES);
+            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
+            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
+        }
+    }
+    finish(acc)
+}
+
+safe_wrapper4!(vec_dot4_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let shuf = _mm256_setr_epi8(
+        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+        3, 3,
+    );
+    let bitm = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut summs = [_mm_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * Q5_1_BYTES);
+        let qh = (x.add(4) as *const u32).read_unaligned();
+        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
+        let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bitm), bitm);
+        let qx = _mm256_or_si256(
+            nibbles32(x.add(8)),
+            _mm256_and_si256(set, _mm256_set1_epi8(0x10)),
+        );
+        let xdm = _mm_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32));
+        for k in 0..4 {
+            let y = a.add(k * stride + i * Q8_1_BYTES);
+            let yds = _mm_cvtph_ps(_mm_set1_epi32((y as *const u32).read_unaligned() as i32));
+            let pr = _mm_mul_ps(xdm, yds);
+            summs[k] = _mm_add_ps(summs[k], pr);
+            let p = dot_u8_i8(qx, ld256(y.add(4)));
+            acc[k] = _mm256_fmadd_ps(_mm256_broadcastss_ps(pr), _mm256_cvtepi32_ps(p), acc[k]);
+        }
+    }
+    let r = finish(acc);
+    std::array::from_fn(|k| r[k] + _mm_cvtss_f32(_mm_movehdup_ps(summs[k])))
+}
+
+safe_wrapper4!(vec_dot4_q5_k_q8_k, q5_k, QK_K, Q5_K_BYTES, Q8_K_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let one = _mm256_set1_epi8(1);
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut summ = [0f32; 4];
+    for i in 0..nb {
+        let x = w.add(i * Q5_K_BYTES);
+        let (sc, mins) = k4_scales(x.add(4));
+        let m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
+        let m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
+        let (d, dmin) = (ld_f16x8(x), ld_f16(x.add(2)));
+        let qh = ld256(x.add(16));
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        for j in 0..4 {
+            let q4 = ld256(x.add(48 + 32 * j));
+            let sh = _mm_cvtsi32_si128(2 * j as i32);
+            let sh1 = _mm_cvtsi32_si128(2 * j as i32 + 1);
+            let hl = _mm256_and_si256(_mm256_srl_epi16(qh, sh), one);
+            let hh = _mm256_and_si256(_mm256_srl_epi16(qh, sh1), one);
+            let lo = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_slli_epi16(hl, 4));
+            let hi = _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
+                _mm256_slli_epi16(hh, 4),
+            );
+            let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xff) as i16);
+            let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xff) as i16);
+            for (k, si) in sumi.iter_mut().enumerate() {
+                let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 64 * j);
+                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y)), s_lo);
+                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(y.add(32))), s_hi);
+                *si = _mm256_add_epi32(*si, _mm256_add_epi32(pl, ph));
+            }
+        }
+        for k in 0..4 {
+            let y = a.add(k * stride + i * Q8_K_BYTES);
+            let yd = (y as *const f32).read_unaligned();
+            let bs = ld256(y.add(Q8K_BSUMS));
+            summ[k] += dmin * yd * hsum_epi32(_mm256_madd_epi16(m2, bs)) as f32;
+            let dv = _mm256_mul_ps(d, _mm256_set1_ps(yd));
+            acc[k] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+        }
+    }
+    let r = finish(acc);
+    std::array::from_fn(|k| r[k] - summ[k])
 }

@@ -19,7 +19,13 @@
 //! kernel use the scalar one in the AVX2 table.
 //!
 //! Every function takes whole rows: `n` elements, `w` = the weight row in its ggml block layout,
-//! `a` = the activation row in [`ActType`] layout (as produced by [`Kernels::quantize`]).
+//! `a` = the activation row in [`ActType`] layout (as produced by [`Kernels::quantize`]). For
+//! prefill, [`Kernels::vec_dot4`] dots one weight row with four activation rows, unpacking the
+//! weights once (AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K).
+//!
+//! Activation quantizers produce the same bytes on every level as llama.cpp's reference
+//! quantizers (`quantize.rs` explains how); the dots agree with the scalar reference up to float
+//! summation order (integer block sums are exact). Rows may start at any byte offset.
 
 pub mod half;
 pub mod layout;
@@ -221,6 +227,9 @@ impl Kernels {
                 T::Q5_0 => avx2_multi::vec_dot4_q5_0_q8_0,
                 T::Q4_K => avx2_multi::vec_dot4_q4_k_q8_k,
                 T::Q6_K => avx2_multi::vec_dot4_q6_k_q8_k,
+                T::Q5_K => avx2_multi::vec_dot4_q5_k_q8_k,
+                T::Q5_1 => avx2_multi::vec_dot4_q5_1_q8_1,
+                T::IQ4_NL => avx2_multi::vec_dot4_iq4_nl_q8_0,
                 _ => return None,
             });
         }

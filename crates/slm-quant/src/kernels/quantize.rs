@@ -119,7 +119,7 @@ pub fn quantize_row_f32(x: &[f32], dst: &mut [u8]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx2 {
+pub(super) mod avx2 {
     //! AVX2 activation quantizers, byte-identical to the scalar references above.
     use super::*;
     use std::arch::x86_64::*;

@@ -56,7 +56,11 @@ pub fn split(kind: Kind, chunk: &str, base: usize, out: &mut Vec<(usize, usize)>
     let ch = Chunk {
         cps: chunk
             .char_indices()
-            .map(|(b, c)| Cp { byte: base + b, c, f: Flags::of(c) })
+            .map(|(b, c)| Cp {
+                byte: base + b,
+                c,
+                f: Flags::of(c),
+            })
             .collect(),
         end_byte: base + chunk.len(),
     };

@@ -35,7 +35,10 @@ pub(crate) fn tojson_filter(
         Ok(kw.or_else(|| args.get(i).cloned()))
     };
     if args.len() > 4 {
-        return Err(Error::new(ErrorKind::TooManyArguments, "tojson takes at most 4 arguments"));
+        return Err(Error::new(
+            ErrorKind::TooManyArguments,
+            "tojson takes at most 4 arguments",
+        ));
     }
     let ensure_ascii = arg(0, "ensure_ascii")?.is_some_and(|v| v.is_true());
     let indent = match arg(1, "indent")? {
@@ -73,7 +76,9 @@ pub(crate) fn tojson_filter(
     kwargs.assert_all_used()?;
     // What fuel is left bounds the result too (one fuel pays for 64 bytes).
     let limit = match state.fuel_levels() {
-        Some((_, remaining)) => limit.min(usize::try_from(remaining.saturating_mul(64)).unwrap_or(limit)),
+        Some((_, remaining)) => {
+            limit.min(usize::try_from(remaining.saturating_mul(64)).unwrap_or(limit))
+        }
         None => limit,
     };
     let opts = JsonOptions {
@@ -126,7 +131,10 @@ pub(crate) fn dumps(
     depth: usize,
 ) -> Result<(), Error> {
     if depth > MAX_DEPTH {
-        return Err(Error::new(ErrorKind::InvalidOperation, "tojson: value nested too deeply"));
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "tojson: value nested too deeply",
+        ));
     }
     match value.kind() {
         ValueKind::None => push(out, "null", opts),
@@ -137,7 +145,10 @@ pub(crate) fn dumps(
         ValueKind::Bool => push(out, if value.is_true() { "true" } else { "false" }, opts),
         ValueKind::Number => push(out, &number(value), opts),
         ValueKind::String | ValueKind::Bytes => {
-            let s = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
+            let s = value
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| value.to_string());
             string(out, &s, opts)
         }
         ValueKind::Map => {
@@ -202,7 +213,7 @@ fn key_string(k: &Value) -> Result<String, Error> {
 }
 
 /// A number as Python prints it in JSON: ints in full, floats as `repr`.
-fn number(v: &Value) -> String {
+pub(crate) fn number(v: &Value) -> String {
     if v.is_integer() {
         return v.to_string();
     }

@@ -89,7 +89,11 @@ pub(crate) fn format(fmt: &str, t: &Civil) -> String {
         };
         let month = MONTHS[(t.month.clamp(1, 12) - 1) as usize];
         let day = DAYS[(t.weekday % 7) as usize];
-        let h12 = if t.hour % 12 == 0 { 12 } else { t.hour % 12 };
+        let h12 = if t.hour.is_multiple_of(12) {
+            12
+        } else {
+            t.hour % 12
+        };
         match d {
             'Y' => out.push_str(&t.year.to_string()),
             'y' => out.push_str(&format!("{:02}", t.year.rem_euclid(100))),
@@ -138,11 +142,20 @@ mod tests {
     #[test]
     fn civil_dates() {
         let t = civil_from_unix(0);
-        assert_eq!((t.year, t.month, t.day, t.weekday, t.yday), (1970, 1, 1, 3, 1));
+        assert_eq!(
+            (t.year, t.month, t.day, t.weekday, t.yday),
+            (1970, 1, 1, 3, 1)
+        );
         // 2024-02-29 12:34:56 UTC, a Thursday, day 60.
         let t = civil_from_unix(1_709_210_096);
-        assert_eq!((t.year, t.month, t.day, t.hour, t.minute, t.second), (2024, 2, 29, 12, 34, 56));
+        assert_eq!(
+            (t.year, t.month, t.day, t.hour, t.minute, t.second),
+            (2024, 2, 29, 12, 34, 56)
+        );
         assert_eq!((t.weekday, t.yday), (3, 60));
-        assert_eq!(format("%d %b %Y %a %H:%M:%S %p %j %%x %q", &t), "29 Feb 2024 Thu 12:34:56 PM 060 %x %q");
+        assert_eq!(
+            format("%d %b %Y %a %H:%M:%S %p %j %%x %q", &t),
+            "29 Feb 2024 Thu 12:34:56 PM 060 %x %q"
+        );
     }
 }

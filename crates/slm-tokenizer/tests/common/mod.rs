@@ -36,8 +36,10 @@ pub fn load(rel: &str) -> Tokenizer {
 /// llama.cpp's test-tokenizer-0 reader: cases split by "\n__ggml_vocab_test__\n", a trailing
 /// separator ends the list; one line of ids per case.
 pub fn read_cases(name: &str) -> Vec<(String, Vec<u32>)> {
-    let inp = std::fs::read_to_string(material(&format!("vocab/ggml-vocab-{name}.gguf.inp"))).unwrap();
-    let out = std::fs::read_to_string(material(&format!("vocab/ggml-vocab-{name}.gguf.out"))).unwrap();
+    let inp =
+        std::fs::read_to_string(material(&format!("vocab/ggml-vocab-{name}.gguf.inp"))).unwrap();
+    let out =
+        std::fs::read_to_string(material(&format!("vocab/ggml-vocab-{name}.gguf.out"))).unwrap();
     let sep = "\n__ggml_vocab_test__\n";
     let mut cases = Vec::new();
     let mut pos = 0;
@@ -57,6 +59,10 @@ pub fn read_cases(name: &str) -> Vec<(String, Vec<u32>)> {
         .lines()
         .map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect())
         .collect();
-    assert_eq!(cases.len(), outs.len(), "{name}: .inp and .out case counts differ");
+    assert_eq!(
+        cases.len(),
+        outs.len(),
+        "{name}: .inp and .out case counts differ"
+    );
     cases.into_iter().zip(outs).collect()
 }

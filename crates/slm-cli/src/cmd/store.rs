@@ -1,0 +1,160 @@
+//! `slm list`, `slm rm`, `slm cp`, `slm import`, `slm gc`: the local model store.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use slm_hub::recommend::human;
+use slm_hub::{local_name, ModelName, Store};
+
+#[derive(Args)]
+#[command(about = "List the models in the local store ($SLM_HOME, default ~/.slm)")]
+pub struct ListArgs {
+    /// Print JSON for scripts
+    #[arg(long)]
+    pub json: bool,
+    /// Also list models found in Ollama's directory and the Hugging Face cache (used in place;
+    /// run them as `slm run ollama:NAME:TAG` or `slm run hf-cache:ORG/REPO/FILE`)
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args)]
+#[command(about = "Remove models from the store (blobs no other model uses are deleted)")]
+pub struct RmArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args)]
+#[command(about = "Give a stored model another name (no data is copied)")]
+pub struct CpArgs {
+    pub source: String,
+    pub destination: String,
+}
+
+#[derive(Args)]
+#[command(
+    about = "Add a local GGUF file to the store",
+    after_help = "The file is hard-linked into the store when it is on the same file system (no copy), \
+else copied while hashing. Example: slm import ./model.gguf --name mymodel:q4"
+)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    /// NAME[:TAG] to store it under
+    #[arg(long)]
+    pub name: String,
+}
+
+#[derive(Args)]
+#[command(about = "Delete blobs no model references (and, with --partials, unfinished downloads)")]
+pub struct GcArgs {
+    /// Also delete partial downloads (they could otherwise be resumed)
+    #[arg(long)]
+    pub partials: bool,
+}
+
+pub fn list(args: &ListArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let entries = store.list()?;
+    let external = if args.all {
+        slm_hub::external::scan_all()
+    } else {
+        Vec::new()
+    };
+    if args.json {
+        let v: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name.to_string(),
+                    "size": e.manifest.total_size(),
+                    "digest": e.manifest.model_layer().map(|l| l.digest.to_string()),
+                    "source": e.manifest.source,
+                    "complete": store.is_complete(&e.name).unwrap_or(false),
+                })
+            })
+            .chain(external.iter().map(|m| {
+                serde_json::json!({"name": m.name, "size": m.size, "path": m.path, "complete": true})
+            }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{:<48} {:<14} {:>10}  SOURCE", "NAME", "ID", "SIZE");
+    for e in &entries {
+        let id = e
+            .manifest
+            .model_layer()
+            .map(|l| l.digest.hex()[..12].to_string())
+            .unwrap_or_default();
+        let complete = store.is_complete(&e.name).unwrap_or(false);
+        println!(
+            "{:<48} {:<14} {:>10}  {}{}",
+            e.name.to_string(),
+            id,
+            human(e.manifest.total_size()),
+            e.manifest.source.as_deref().unwrap_or(""),
+            if complete { "" } else { "  (incomplete)" }
+        );
+    }
+    for m in &external {
+        println!(
+            "{:<48} {:<14} {:>10}  {}",
+            m.name,
+            "-",
+            human(m.size),
+            m.path.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn rm(args: &RmArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    for n in &args.names {
+        let name = local_name(n)?;
+        let freed = store.remove(&name).with_context(|| format!("rm {n}"))?;
+        println!("deleted {name} ({} freed)", human(freed));
+    }
+    Ok(())
+}
+
+pub fn cp(args: &CpArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let src = local_name(&args.source)?;
+    let dst = ModelName::parse(&args.destination)?;
+    store.copy(&src, &dst)?;
+    println!("copied {src} to {dst}");
+    Ok(())
+}
+
+pub fn import(args: &ImportArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let name = ModelName::parse(&args.name)?;
+    let m = store
+        .import_file(&args.file, &name)
+        .with_context(|| format!("import {}", args.file.display()))?;
+    if let Some(l) = m.model_layer() {
+        println!(
+            "imported {} as {name} ({}, {})",
+            args.file.display(),
+            l.digest,
+            human(l.size)
+        );
+    }
+    Ok(())
+}
+
+pub fn gc(args: &GcArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let r = store.gc(args.partials)?;
+    println!(
+        "removed {} unreferenced blob(s), {} freed; {} partial/temp file(s) removed; {} blob(s) kept",
+        r.removed.len(),
+        human(r.freed_bytes),
+        r.partials_removed,
+        r.kept
+    );
+    Ok(())
+}

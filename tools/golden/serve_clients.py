@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Drive a running `slm serve` with the real `openai` and `ollama` Python clients (pinned in
+tools/requirements.txt) and check what they get back. Exits non-zero on the first failure.
+
+    python3 tools/golden/serve_clients.py http://127.0.0.1:PORT MODEL_NAME
+"""
+import json
+import sys
+import urllib.request
+
+import ollama
+import openai
+
+base, model = sys.argv[1], sys.argv[2]
+checks = []
+
+
+def check(name, cond, detail=""):
+    checks.append(name)
+    if not cond:
+        print(f"FAIL {name}: {detail}", file=sys.stderr)
+        sys.exit(1)
+
+
+oa = openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+ids = [m.id for m in oa.models.list().data]
+check("openai models.list", model in ids, ids)
+
+msgs = [{"role": "user", "content": "Name three colors."}]
+r = oa.chat.completions.create(model=model, messages=msgs, max_tokens=12, temperature=0)
+text = r.choices[0].message.content
+check("openai chat non-stream", isinstance(text, str) and len(text) > 0, r)
+check("openai chat usage", r.usage.completion_tokens == 12 or r.choices[0].finish_reason == "stop", r.usage)
+check("openai chat finish_reason", r.choices[0].finish_reason in ("stop", "length"), r.choices[0].finish_reason)
+
+streamed = ""
+finish = None
+for chunk in oa.chat.completions.create(model=model, messages=msgs, max_tokens=12, temperature=0, stream=True,
+                                        stream_options={"include_usage": True}):
+    if chunk.choices:
+        streamed += chunk.choices[0].delta.content or ""
+        finish = chunk.choices[0].finish_reason or finish
+check("openai chat stream == non-stream (greedy)", streamed == text, (streamed, text))
+check("openai chat stream finish", finish in ("stop", "length"), finish)
+
+r = oa.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0, logprobs=True, top_logprobs=3)
+lp = r.choices[0].logprobs.content
+check("openai logprobs", len(lp) >= 1 and len(lp[0].top_logprobs) == 3 and lp[0].logprob <= 0.0, lp)
+check("openai greedy pick is the top logprob", lp[0].token == lp[0].top_logprobs[0].token, lp[0])
+
+r = oa.completions.create(model=model, prompt="Once upon a time", max_tokens=8, temperature=0)
+check("openai completions", len(r.choices[0].text) > 0, r)
+
+r1 = oa.chat.completions.create(model=model, messages=msgs, max_tokens=10, temperature=0.9, seed=42)
+r2 = oa.chat.completions.create(model=model, messages=msgs, max_tokens=10, temperature=0.9, seed=42)
+check("openai seed reproducible", r1.choices[0].message.content == r2.choices[0].message.content)
+
+r = oa.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0, n=2)
+check("openai n=2", len(r.choices) == 2 and r.choices[0].message.content == r.choices[1].message.content)
+
+try:
+    oa.chat.completions.create(model="no-such-model", messages=msgs, max_tokens=4)
+    check("openai unknown model -> 404", False)
+except openai.NotFoundError as e:
+    check("openai unknown model -> 404", "not found" in str(e))
+try:
+    oa.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=5.0)
+    check("openai bad temperature -> 400", False)
+except openai.BadRequestError:
+    check("openai bad temperature -> 400", True)
+
+cl = ollama.Client(host=base)
+names = [m.model for m in cl.list().models]
+check("ollama list", model in names, names)
+info = cl.show(model)
+check("ollama show", info.details.format == "gguf", info)
+g = cl.generate(model=model, prompt="Why is the sky blue?", options={"num_predict": 8, "temperature": 0})
+check("ollama generate", g.done and g.eval_count == 8 and len(g.response) > 0, g)
+parts = list(cl.generate(model=model, prompt="Why is the sky blue?", options={"num_predict": 8, "temperature": 0},
+                         stream=True))
+check("ollama generate stream == non-stream", "".join(p.response for p in parts) == g.response)
+check("ollama stream final", parts[-1].done and parts[-1].eval_count == 8)
+c = cl.chat(model=model, messages=[{"role": "user", "content": "Hi!"}], options={"num_predict": 6, "temperature": 0})
+check("ollama chat", c.message.role == "assistant" and len(c.message.content) > 0, c)
+check("ollama ps", model in [m.model for m in cl.ps().models])
+v = json.load(urllib.request.urlopen(f"{base}/api/version"))
+check("ollama version", "version" in v)
+req = urllib.request.Request(f"{base}/api/tokenize", data=json.dumps({"model": model, "prompt": "Hello world"}).encode(),
+                             headers={"content-type": "application/json"})
+toks = json.load(urllib.request.urlopen(req))["tokens"]
+req = urllib.request.Request(f"{base}/api/detokenize", data=json.dumps({"model": model, "tokens": toks}).encode(),
+                             headers={"content-type": "application/json"})
+check("tokenize/detokenize round trip", json.load(urllib.request.urlopen(req))["text"] == "Hello world", toks)
+metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
+check("metrics", "slm_generated_tokens_total" in metrics and "slm_queue_depth" in metrics)
+
+print(json.dumps({"passed": checks}))
