@@ -27,6 +27,8 @@ enum Command {
     Chat(cmd::chat::ChatArgs),
     Perplexity(cmd::perplexity::PerplexityArgs),
     Serve(cmd::serve::ServeArgs),
+    Keys(cmd::keys::KeysArgs),
+    Audit(cmd::keys::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +39,8 @@ fn main() -> ExitCode {
         Command::Chat(args) => cmd::chat::run(&args),
         Command::Perplexity(args) => cmd::perplexity::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
+        Command::Keys(args) => cmd::keys::run(&args),
+        Command::Audit(args) => cmd::keys::run_audit(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,7 +31,14 @@ impl Drop for Server {
 }
 
 fn start(args: &[&str]) -> Server {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let home = std::env::temp_dir().join(format!(
+        "slm-serve-home-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
     let mut child = Command::new(env!("CARGO_BIN_EXE_slm"))
+        .env("SLM_HOME", &home)
         .arg("serve")
         .args(args)
         .args(["--port", "0", "-t", "2"])
@@ -82,4 +89,143 @@ fn refuses_non_loopback_bind_without_keys() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to bind 0.0.0.0"));
+}
+
+/// One raw HTTP/1.1 request; returns the status code.
+fn http(base: &str, method: &str, path: &str, host: &str, key: Option<&str>, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {resp:?}"))
+}
+
+fn slm_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_slm")).args(args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn keys_roles_hosts_paths_and_audit() {
+    use slm_server::auth::Access;
+    use slm_server::keys::Role;
+    let dir = std::env::temp_dir().join(format!("slm-serve-auth-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.json");
+    let audit = dir.join("audit.jsonl");
+    let kf = keys.to_str().unwrap();
+    let viewer = slm_ok(&["keys", "add", "--role", "viewer", "--file", kf]);
+    let user = slm_ok(&["keys", "add", "--role", "user", "--file", kf]);
+    let admin = slm_ok(&["keys", "add", "--role", "admin", "--file", kf]);
+    let revoked = slm_ok(&["keys", "add", "--role", "admin", "--file", kf, "--name", "old"]);
+    let listed: serde_json::Value =
+        serde_json::from_str(&slm_ok(&["keys", "list", "--json", "--file", kf])).unwrap();
+    let old_id = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "old")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    slm_ok(&["keys", "revoke", &old_id, "--file", kf]);
+    let stored = std::fs::read_to_string(&keys).unwrap();
+    for k in [&viewer, &user, &admin, &revoked] {
+        assert!(!stored.contains(k.as_str()), "a key is stored in clear");
+    }
+
+    let model = material("gemma-3-270m-q4_k_m.gguf");
+    let server = start(&[
+        model.to_str().unwrap(),
+        "--alias",
+        "gemma3",
+        "-c",
+        "256",
+        "--keys",
+        kf,
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let body = |path: &str| match path {
+        "/v1/chat/completions" => r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#,
+        "/v1/completions" => r#"{"model":"gemma3","prompt":"hi","max_tokens":1}"#,
+        "/api/generate" => r#"{"model":"gemma3","prompt":"hi","stream":false,"options":{"num_predict":1}}"#,
+        "/api/chat" => r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":1}}"#,
+        "/api/show" => r#"{"model":"gemma3"}"#,
+        "/api/tokenize" => r#"{"model":"gemma3","prompt":"hi"}"#,
+        "/api/detokenize" => r#"{"model":"gemma3","tokens":[2]}"#,
+        _ => "",
+    };
+    let principals: [(&str, Option<&str>, Option<Role>); 6] = [
+        ("no key", None, None),
+        ("bad key", Some("slm-not-a-key"), None),
+        ("revoked", Some(&revoked), None),
+        ("viewer", Some(&viewer), Some(Role::Viewer)),
+        ("user", Some(&user), Some(Role::User)),
+        ("admin", Some(&admin), Some(Role::Admin)),
+    ];
+    let mut denials = 0;
+    let mut cases = 0;
+    for &(method, path, access) in slm_server::ROUTES {
+        for (who, key, role) in &principals {
+            let want = match (access, role) {
+                (Access::Public, _) => 200,
+                (Access::Min(_), None) => 401,
+                (Access::Min(need), Some(r)) if *r >= need => 200,
+                (Access::Min(_), Some(_)) => 403,
+            };
+            let got = http(&server.base, method, path, "localhost", *key, body(path));
+            assert_eq!(got, want, "{who} {method} {path}");
+            if want != 200 {
+                denials += 1;
+            }
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, slm_server::ROUTES.len() * 6);
+    // DNS rebinding: a foreign Host is refused even with a good key.
+    assert_eq!(http(&server.base, "GET", "/v1/models", "evil.example", Some(&admin), ""), 403);
+    assert_eq!(http(&server.base, "GET", "/health", "evil.example:80", None, ""), 403);
+    denials += 2;
+    // Path variants never reach a handler with a different decision: they are not routes.
+    for p in [
+        "//v1/chat/completions",
+        "/v1//chat/completions",
+        "/v1/chat/completions/",
+        "/V1/chat/completions",
+        "/v1/%63hat/completions",
+        "/v1%2Fchat%2Fcompletions",
+        "/./v1/chat/completions",
+        "/x/../v1/chat/completions",
+        "/v1/chat/completions;x",
+    ] {
+        let got = http(&server.base, "POST", p, "localhost", None, body("/v1/chat/completions"));
+        assert!(got == 404 || got == 401, "{p}: {got}");
+        if got == 401 {
+            denials += 1;
+        }
+    }
+    assert_eq!(http(&server.base, "OPTIONS", "/v1/chat/completions", "localhost", None, ""), 404);
+    drop(server);
+    let verified = slm_ok(&["audit", "verify", audit.to_str().unwrap()]);
+    assert!(verified.contains(&format!("{denials} records")), "{verified} (expected {denials})");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    for k in [&viewer, &user, &admin, &revoked] {
+        assert!(!log.contains(k.as_str()), "a key leaked into the audit log");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -17,6 +17,7 @@ mod fsutil;
 pub mod hf;
 pub mod http;
 pub mod manifest;
+pub mod modelfile;
 pub mod name;
 pub mod ollama;
 pub mod progress;

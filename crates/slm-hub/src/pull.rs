@@ -129,7 +129,23 @@ pub fn pull(
     if input.starts_with("https://") || input.starts_with("http://") {
         return pull_url(store, http, input, opts, progress);
     }
-    let (target, name) = resolve(input)?;
+    let (target, name) = match resolve(input) {
+        Ok(r) => r,
+        Err(e @ HubError::NotInCatalog { .. }) => {
+            // Not a pullable name, but it may be a local one (imported, created, copied).
+            let name = ModelName::parse(input)?;
+            if store.is_complete(&name)? {
+                return Ok(Pulled {
+                    manifest: store.read_manifest(&name)?,
+                    name,
+                    received: 0,
+                    already: true,
+                });
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if store.is_complete(&name)? {
         return Ok(Pulled {
             manifest: store.read_manifest(&name)?,

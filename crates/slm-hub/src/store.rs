@@ -190,6 +190,19 @@ impl Store {
     /// `slm import FILE --name NAME:TAG`: add a local GGUF file. A hard link is used where the
     /// file system allows it (no copy), else the file is copied while hashing.
     pub fn import_file(&self, src: &Path, name: &ModelName) -> Result<Manifest> {
+        let layer = self.import_blob(src)?;
+        let m = Manifest {
+            schema_version: 2,
+            media_type: crate::manifest::MEDIA_MANIFEST.to_string(),
+            layers: vec![layer],
+            source: Some(format!("import:{}", src.display())),
+        };
+        self.write_manifest(name, &m)?;
+        Ok(m)
+    }
+
+    /// Add a local GGUF file as a blob (hard link or hashed copy) and return its model layer.
+    pub fn import_blob(&self, src: &Path) -> Result<crate::manifest::Layer> {
         let mut magic = [0u8; 4];
         File::open(src)
             .and_then(|mut f| f.read_exact(&mut magic))
@@ -222,12 +235,15 @@ impl Store {
                 (h.finish(), n)
             };
             self.promote(&tmp, &d)?;
-            let file_name = src
+            let filename = src
                 .file_name()
                 .map(|f| f.to_string_lossy().chars().take(200).collect());
-            let m = Manifest::single_model(d, n, file_name, format!("import:{}", src.display()));
-            self.write_manifest(name, &m)?;
-            Ok(m)
+            Ok(crate::manifest::Layer {
+                media_type: crate::manifest::MEDIA_MODEL.to_string(),
+                digest: d,
+                size: n,
+                filename,
+            })
         })();
         if lstat(&tmp).ok().flatten().is_some() {
             let _ = fs::remove_file(&tmp);

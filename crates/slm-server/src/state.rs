@@ -37,6 +37,7 @@ pub struct Metrics {
 #[derive(Clone)]
 pub struct AppState {
     pub models: Arc<BTreeMap<String, ServedModel>>,
+    pub auth: Arc<crate::auth::Auth>,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
@@ -48,9 +49,10 @@ pub fn unix_now() -> u64 {
 }
 
 impl AppState {
-    pub fn new(models: Vec<ServedModel>) -> AppState {
+    pub fn new(models: Vec<ServedModel>, auth: crate::auth::Auth) -> AppState {
         AppState {
             models: Arc::new(models.into_iter().map(|m| (m.name.clone(), m)).collect()),
+            auth: Arc::new(auth),
             metrics: Arc::new(Metrics::default()),
             started: Instant::now(),
         }

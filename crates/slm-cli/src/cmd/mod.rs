@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod common;
+pub mod keys;
 pub mod load;
 pub mod perplexity;
 pub mod run;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use slm_engine::{EngineConfig, LoadOptions, LoadedModel};
-use slm_server::{AppState, ServedModel};
+use slm_server::audit::AuditLog;
+use slm_server::auth::Auth;
+use slm_server::{keys, AppState, ServedModel};
 
 use super::load::default_threads;
 
@@ -20,7 +22,11 @@ Each model runs on its own engine thread with --slots sequences batched together
 batching: requests join and leave the running batch between steps; long prompts are processed in \
 chunks of --batch-size tokens). Requests beyond the slots wait in a bounded queue; when it is full \
 the server answers 503 with Retry-After.\n\n\
-The server binds 127.0.0.1 only: API keys are not implemented yet, so it refuses other addresses.\n\n\
+Security: the server binds 127.0.0.1 by default and answers only requests whose Host is localhost. \
+When the key file holds active keys (`slm keys add --role user`), every endpoint but /health needs \
+`Authorization: Bearer KEY` with a role allowed there (viewer: list/show/metrics; user: also \
+generate/chat/tokenize; admin: everything). Binding another address is refused unless keys exist. \
+Auth failures are appended to a hash-chained audit log (`slm audit verify`).\n\n\
 Example:\n  slm serve gemma-3-270m-q4_k_m.gguf --port 8080\n  \
 curl localhost:8080/v1/chat/completions -d '{\"model\":\"gemma-3-270m-q4_k_m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'"
 )]
@@ -52,13 +58,28 @@ pub struct ServeArgs {
     /// Number of threads per model (default: all cores)
     #[arg(short = 't', long = "threads")]
     pub threads: Option<usize>,
+    /// API key file (default: $SLM_HOME/keys.json, SLM_HOME defaulting to ~/.slm)
+    #[arg(long = "keys")]
+    pub keys: Option<PathBuf>,
+    /// Audit log file (default: $SLM_HOME/audit.jsonl)
+    #[arg(long = "audit-log")]
+    pub audit_log: Option<PathBuf>,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
-    if !args.host.is_loopback() {
+    let key_file = args.keys.clone().unwrap_or_else(keys::default_key_file);
+    let audit_path = args
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| keys::slm_home().join("audit.jsonl"));
+    let audit = AuditLog::open(&audit_path)
+        .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
+    let auth = Auth::new(Some(key_file.clone()), Some(audit), args.host.is_loopback());
+    if !args.host.is_loopback() && !auth.keys_required() {
         bail!(
-            "refusing to bind {}: API keys are not implemented yet, so slm serve only binds loopback addresses",
-            args.host
+            "refusing to bind {}: no API keys in {} (add one with `slm keys add --role user`)",
+            args.host,
+            key_file.display()
         );
     }
     let opts = LoadOptions {
@@ -97,7 +118,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             loaded_at: slm_server::unix_now(),
         });
     }
-    let state = AppState::new(served);
+    let state = AppState::new(served, auth);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -158,3 +158,36 @@ pub fn gc(args: &GcArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(Args)]
+#[command(
+    about = "Create a model from an Ollama-style Modelfile",
+    after_help = "Supported: FROM (a stored model name or a GGUF file), PARAMETER (num_ctx, temperature, top_k, \
+top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed, num_predict, stop), \
+TEMPLATE, SYSTEM, MESSAGE, LICENSE; values bare, \"quoted\" or \"\"\"multi-line\"\"\". ADAPTER is not supported.\n\n\
+Example: slm create mybot -f Modelfile"
+)]
+pub struct CreateArgs {
+    /// NAME[:TAG] of the new model
+    pub name: String,
+    /// The Modelfile
+    #[arg(long, short = 'f', default_value = "Modelfile")]
+    pub file: PathBuf,
+}
+
+pub fn create(args: &CreateArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let name = ModelName::parse(&args.name)?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("read {}", args.file.display()))?;
+    let mf = slm_hub::modelfile::parse(&text)?;
+    let base = args.file.parent().map(PathBuf::from).unwrap_or_default();
+    let m = slm_hub::modelfile::create(&store, &name, &mf, &base)?;
+    let kinds: Vec<&str> = m
+        .layers
+        .iter()
+        .map(|l| l.media_type.rsplit('.').next().unwrap_or(""))
+        .collect();
+    println!("created {name} ({})", kinds.join(", "));
+    Ok(())
+}

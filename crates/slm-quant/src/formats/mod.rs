@@ -334,7 +334,7 @@ mod tests {
             let max_err = match ty {
                 GgmlType::IQ2_XXS | GgmlType::IQ2_XS | GgmlType::IQ2_S => 0.0075,
                 GgmlType::IQ3_XXS | GgmlType::IQ3_S => 0.0050,
-                GgmlType::IQ1_S | GgmlType::IQ1_M => 0.0100,
+                GgmlType::IQ1_S | GgmlType::IQ1_M => 0.025,
                 GgmlType::Q2_K => 0.0075,
                 GgmlType::Q3_K => 0.0040,
                 GgmlType::TQ1_0 | GgmlType::TQ2_0 => 0.01,
