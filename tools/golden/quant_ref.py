@@ -2,15 +2,15 @@
 """Reference quantization results for slm-quant's bit-exactness tests.
 
 Pinned references: PyPI gguf==0.19.0 (llama.cpp's gguf-py: numpy ports that match ggml's C code)
-and libgguf==0.2.2 (llama.cpp's C quantizers, `ggml_quantize_chunk`).
+and libgguf==0.2.2 (a C implementation of ggml's quantizers, byte-identical to llama.cpp's for
+every type it has, except IQ1_M on rows with exactly tied choices; see
+crates/slm-quant/tests/data/ggml_ref/README.md).
 
 Usage (called by crates/slm-quant/tests/formats_*.rs):
   quant_ref.py dequant  TYPE N_PER_ROW IN OUT            IN: raw block bytes, OUT: f32 values (gguf)
-  quant_ref.py cdequant TYPE N_PER_ROW IN OUT            the same through libgguf (ggml's C code)
-  quant_ref.py quant    TYPE N_PER_ROW IN OUT [IMATRIX]  IN: f32 rows, OUT: bytes (libgguf C code)
+  quant_ref.py cdequant TYPE N_PER_ROW IN OUT            the same through libgguf's C code
+  quant_ref.py quant    TYPE N_PER_ROW IN OUT [IMATRIX]  IN: f32 rows, OUT: bytes (libgguf)
   quant_ref.py pyquant  TYPE N_PER_ROW IN OUT            IN: f32 rows, OUT: bytes (gguf numpy)
-  quant_ref.py tensor   GGUF_PATH NAME OUT_RAW           raw bytes of one tensor via gguf's reader
-                                                          (prints its type name and dims)
   quant_ref.py batch    JOBS                             JOBS: a text file, one job a line, each
                                                           line the arguments of one call above
 All binary files are little-endian, without headers.
@@ -42,19 +42,6 @@ def main(argv):
                 if line.strip():
                     main([argv[0]] + line.split())
         return
-    if op == "tensor":
-        check_versions("gguf")
-        import gguf
-
-        path, name, out = argv[2], argv[3], argv[4]
-        reader = gguf.GGUFReader(path)
-        for t in reader.tensors:
-            if t.name == name:
-                np.ascontiguousarray(t.data).view(np.uint8).tofile(out)
-                dims = " ".join(str(int(d)) for d in t.shape)
-                print(t.tensor_type.name, dims)
-                return
-        sys.exit(f"no tensor {name} in {path}")
     tname, n_per_row, src, dst = argv[2], int(argv[3]), argv[4], argv[5]
     if op == "dequant":
         check_versions("gguf")

@@ -58,6 +58,8 @@ pub enum FinishReason {
 pub struct Done {
     pub finish: FinishReason,
     pub prompt_tokens: usize,
+    /// Prompt tokens whose KV was reused from an earlier request in the same slot.
+    pub cached_tokens: usize,
     pub generated_tokens: usize,
     /// From admission to the first sampled token (prompt processing).
     pub prompt_time: Duration,
@@ -101,6 +103,8 @@ pub struct EngineStats {
     pub steps: AtomicUsize,
     pub tokens_evaluated: AtomicUsize,
     pub tokens_generated: AtomicUsize,
+    /// Prompt tokens not recomputed thanks to prefix reuse.
+    pub tokens_reused: AtomicUsize,
     pub active: AtomicUsize,
     pub queued: AtomicUsize,
 }
@@ -231,6 +235,7 @@ impl Engine {
         let thread = std::thread::Builder::new()
             .name("slm-engine".into())
             .spawn(move || {
+                let slots = model.max_seqs();
                 Worker {
                     model,
                     detok,
@@ -238,6 +243,7 @@ impl Engine {
                     stats,
                     queue: VecDeque::new(),
                     active: Vec::new(),
+                    cached: vec![Vec::new(); slots],
                 }
                 .run(rx)
             })
@@ -262,8 +268,10 @@ impl Drop for Engine {
 struct Seq {
     slot: u32,
     prompt: Vec<u32>,
-    /// Prompt tokens already evaluated.
+    /// Prompt tokens already evaluated (or reused from the slot's cache).
     n_done: usize,
+    /// Prompt tokens reused from the slot's cache.
+    n_cached: usize,
     /// Tokens in the KV cache for this sequence.
     n_past: usize,
     /// The last sampled token, to be evaluated next.
@@ -288,6 +296,9 @@ struct Worker {
     stats: Arc<EngineStats>,
     queue: VecDeque<Pending>,
     active: Vec<Seq>,
+    /// Token ids whose K/V each slot holds (positions 0..len): what a new request sharing a
+    /// prefix with them need not recompute.
+    cached: Vec<Vec<u32>>,
 }
 
 /// Take the longest complete UTF-8 prefix of `buf`, replacing invalid bytes with U+FFFD and
@@ -375,8 +386,8 @@ impl Worker {
         let mut i = 0;
         while i < self.active.len() {
             if self.active[i].cancel.load(Ordering::Relaxed) {
-                let seq = self.active.swap_remove(i);
-                self.model.clear_seq(seq.slot);
+                // The slot keeps its cache for prefix reuse.
+                self.active.swap_remove(i);
             } else {
                 i += 1;
             }
@@ -395,17 +406,45 @@ impl Worker {
             };
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             let used: Vec<u32> = self.active.iter().map(|s| s.slot).collect();
-            let Some(slot) = (0..self.model.max_seqs() as u32).find(|s| !used.contains(s)) else {
+            // The free slot whose cache shares the longest prefix with the prompt (at least one
+            // prompt token is always evaluated, to get logits).
+            let prompt = &p.req.prompt;
+            let mut best: Option<(u32, usize)> = None;
+            for slot in (0..self.model.max_seqs() as u32).filter(|s| !used.contains(s)) {
+                let cached = self.cached.get(slot as usize).map_or(&[][..], |v| v.as_slice());
+                let lcp = cached
+                    .iter()
+                    .zip(prompt.iter())
+                    .take_while(|(a, b)| a == b)
+                    .count()
+                    .min(prompt.len().saturating_sub(1));
+                if best.is_none_or(|(_, l)| lcp > l) {
+                    best = Some((slot, lcp));
+                }
+            }
+            let Some((slot, mut reuse)) = best else {
+                self.queue.push_front(p);
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 break;
             };
-            self.model.clear_seq(slot);
+            if reuse > 0 && !self.model.truncate_seq(slot, reuse as u32) {
+                reuse = 0;
+            }
+            if reuse == 0 {
+                self.model.clear_seq(slot);
+            }
+            if let Some(c) = self.cached.get_mut(slot as usize) {
+                c.truncate(reuse);
+            }
+            self.stats.tokens_reused.fetch_add(reuse, Ordering::Relaxed);
             self.active.push(Seq {
                 slot,
                 sampler: Sampler::new(&p.req.sampling),
                 stop: StopMatcher::new(&p.req.stop),
                 prompt: p.req.prompt,
-                n_done: 0,
-                n_past: 0,
+                n_done: reuse,
+                n_cached: reuse,
+                n_past: reuse,
                 last: None,
                 generated: 0,
                 max_tokens: p.req.max_tokens,
@@ -467,6 +506,9 @@ impl Worker {
                 for s in self.active.drain(..) {
                     let _ = s.tx.send(Event::Error(EngineError::Model(e.clone())));
                     self.model.clear_seq(s.slot);
+                    if let Some(c) = self.cached.get_mut(s.slot as usize) {
+                        c.clear();
+                    }
                 }
                 return;
             }
@@ -477,6 +519,9 @@ impl Worker {
             .fetch_add(batch.len(), Ordering::Relaxed);
         // Advance KV positions for everything evaluated.
         for t in &batch {
+            if let Some(c) = self.cached.get_mut(t.seq as usize) {
+                c.push(t.token);
+            }
             if let Some(s) = self.active.iter_mut().find(|s| s.slot == t.seq) {
                 s.n_past += 1;
                 if s.last.is_none() {
@@ -549,6 +594,7 @@ impl Worker {
                 let _ = s.tx.send(Event::Done(Done {
                     finish,
                     prompt_tokens: s.prompt.len(),
+                    cached_tokens: s.n_cached,
                     generated_tokens: s.generated,
                     prompt_time: first.duration_since(s.t_admit),
                     gen_time: now.duration_since(first),
@@ -560,8 +606,8 @@ impl Worker {
         }
         finished.sort_unstable();
         for i in finished.into_iter().rev() {
-            let s = self.active.swap_remove(i);
-            self.model.clear_seq(s.slot);
+            // The slot keeps its cache for prefix reuse.
+            self.active.swap_remove(i);
         }
         self.stats.active.store(self.active.len(), Ordering::Relaxed);
     }

@@ -16,6 +16,12 @@ pub trait StepModel: Send {
     fn forward(&mut self, batch: &[BatchToken]) -> Result<Vec<f32>, String>;
     /// Forget everything cached for `seq`.
     fn clear_seq(&mut self, seq: u32);
+    /// Keep only positions `..n_keep` of `seq` (prefix reuse). Returns false when the model
+    /// cannot (the sequence must then be cleared and recomputed).
+    fn truncate_seq(&mut self, seq: u32, n_keep: u32) -> bool {
+        let _ = (seq, n_keep);
+        false
+    }
 }
 
 /// What the engine needs to turn token ids into text and to know when generation ends.
@@ -70,6 +76,9 @@ impl StepModel for ModelRunner {
     }
     fn clear_seq(&mut self, seq: u32) {
         self.kv.clear_seq(seq);
+    }
+    fn truncate_seq(&mut self, seq: u32, n_keep: u32) -> bool {
+        self.kv.truncate_seq(seq, n_keep).is_ok()
     }
 }
 

@@ -88,6 +88,10 @@ impl StepModel for FakeModel {
     fn clear_seq(&mut self, seq: u32) {
         self.history[seq as usize].clear();
     }
+    fn truncate_seq(&mut self, seq: u32, n_keep: u32) -> bool {
+        self.history[seq as usize].truncate(n_keep as usize);
+        true
+    }
 }
 
 struct FakeDetok;
@@ -119,6 +123,11 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> GenerateRequest {
 }
 
 fn collect(g: slm_engine::Generation) -> (Vec<u32>, String, FinishReason) {
+    let (ids, text, finish, _) = collect_done(g);
+    (ids, text, finish)
+}
+
+fn collect_done(g: slm_engine::Generation) -> (Vec<u32>, String, FinishReason, usize) {
     let mut ids = Vec::new();
     let mut text = String::new();
     for ev in g {
@@ -129,7 +138,7 @@ fn collect(g: slm_engine::Generation) -> (Vec<u32>, String, FinishReason) {
             }
             Event::Done(d) => {
                 assert_eq!(d.generated_tokens, ids.len());
-                return (ids, text, d.finish);
+                return (ids, text, d.finish, d.cached_tokens);
             }
             Event::Error(e) => panic!("engine error: {e}"),
         }
@@ -263,4 +272,34 @@ fn cancelled_generation_stops_within_two_tokens() {
     let after = evaluated.lock().unwrap()[0];
     assert!(after - at_cancel <= 2, "{} tokens evaluated after cancel", after - at_cancel);
     assert_eq!(h.stats().active.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn prefix_reuse_skips_shared_prompt_tokens_and_keeps_results() {
+    let model = FakeModel::new(2);
+    let evaluated = model.evaluated.clone();
+    let engine = Engine::spawn(Box::new(model), Arc::new(FakeDetok), EngineConfig::default());
+    let h = engine.handle();
+    let system: Vec<u32> = (10..40).collect();
+    let mut first = system.clone();
+    first.extend([41, 42]);
+    let (a, _, _, cached_a) = collect_done(h.generate(request(first.clone(), 6)).unwrap());
+    assert_eq!(cached_a, 0);
+    // Same system prompt, different question: the shared 30 tokens come from the cache.
+    let mut second = system.clone();
+    second.extend([43, 44, 45]);
+    let before: usize = evaluated.lock().unwrap().iter().sum();
+    let (b, _, _, cached_b) = collect_done(h.generate(request(second.clone(), 6)).unwrap());
+    let after: usize = evaluated.lock().unwrap().iter().sum();
+    assert_eq!(cached_b, system.len());
+    assert_eq!(after - before, 3 + 5, "only the new prompt tokens and the decode steps run");
+    // Results equal a fresh engine's.
+    let fresh = Engine::spawn(Box::new(FakeModel::new(1)), Arc::new(FakeDetok), EngineConfig::default());
+    assert_eq!(collect(fresh.handle().generate(request(second.clone(), 6)).unwrap()).0, b);
+    let fresh = Engine::spawn(Box::new(FakeModel::new(1)), Arc::new(FakeDetok), EngineConfig::default());
+    assert_eq!(collect(fresh.handle().generate(request(first.clone(), 6)).unwrap()).0, a);
+    // The last prompt again reuses all but its last token (which must run to give logits).
+    let (c, _, _, cached_c) = collect_done(h.generate(request(second.clone(), 6)).unwrap());
+    assert_eq!(cached_c, second.len() - 1);
+    assert_eq!(c, b);
 }

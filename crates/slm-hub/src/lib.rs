@@ -8,6 +8,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod catalog;
 pub mod digest;
 pub mod download;

@@ -87,7 +87,10 @@ impl Model {
             file,
             arch,
             threads: Threads::new(2),
-            tracer: None,
+            // `SLM_TRACE=attn_norm-0,l_out` prints matching activations (see `trace::Printer`).
+            tracer: std::env::var("SLM_TRACE")
+                .ok()
+                .map(|v| Box::new(crate::trace::Printer::from_list(&v)) as Box<dyn Tracer>),
         })
     }
 

@@ -11,7 +11,8 @@
 //! - QK-norm: RMSNorm over each head of Q and of K (weights of head_dim) before RoPE.
 //! - Sandwich norms: RMSNorm before *and after* attention and before *and after* the FFN; the
 //!   post-norm output is what is added to the residual.
-//! - GeGLU feed-forward (`gelu_tanh(gate) * up`), not SwiGLU.
+//! - GeGLU feed-forward (`gelu_tanh(gate) * up`), not SwiGLU; GELU through ggml's f16 table
+//!   (`ops::geglu`) so that we round like llama.cpp's CPU backend.
 //! - Norm weights are used as stored: the GGUF converter already folded Gemma's `1 + w`.
 //! - Attention scale `1/sqrt(head_dim_k)` (`query_pre_attn_scalar = head_dim`), except the 27B
 //!   (62 layers), which uses `1/sqrt(n_embd / n_head)`.

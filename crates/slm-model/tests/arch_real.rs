@@ -68,7 +68,9 @@ struct Case {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/arch").join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/arch")
+        .join(name);
     assert!(p.exists(), "fixture {} is missing", p.display());
     p
 }

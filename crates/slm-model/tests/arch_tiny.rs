@@ -12,9 +12,10 @@ use serde_json::Value;
 use slm_gguf::GgufFile;
 use slm_model::{Batch, Model};
 
-/// Max |logit difference| allowed. Both sides compute in f32 from the same f32 weights; the
-/// differences are summation order and RoPE tables (measured: ~1e-5 .. 1e-4).
-const TOL: f32 = 2e-3;
+/// Max |logit difference| allowed (logits spread over several nats: mean std 2..8). Both
+/// sides compute in f32 from the same f32 weights; the differences are summation order, RoPE
+/// tables and the fixture's 6 significant digits (measured: 7e-6 qwen2/phi3, 6e-5 llama/qwen3).
+const TOL: f32 = 5e-4;
 
 struct Case {
     ids: Vec<u32>,
@@ -35,8 +36,8 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn cases(arch: &str) -> Vec<Case> {
-    let text = std::fs::read_to_string(fixture(&format!("tiny-{arch}-logits.json")))
-        .expect("read logits");
+    let text =
+        std::fs::read_to_string(fixture(&format!("tiny-{arch}-logits.json"))).expect("read logits");
     let v: Value = serde_json::from_str(&text).expect("logits json");
     v["cases"]
         .as_array()

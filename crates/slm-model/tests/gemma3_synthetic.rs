@@ -16,6 +16,8 @@ struct Tiny {
     /// Dims to override for one tensor (name, dims).
     bad_shape: Option<(&'static str, Vec<u64>)>,
     skip_tensor: Option<&'static str>,
+    /// Extra metadata keys.
+    extra: Vec<(&'static str, Value)>,
 }
 
 const E: u64 = 32;
@@ -33,6 +35,7 @@ impl Default for Tiny {
             swa_pattern: 2,
             bad_shape: None,
             skip_tensor: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -92,6 +95,9 @@ fn build(t: &Tiny) -> Result<Model, ModelError> {
         "gemma3.attention.sliding_window_pattern",
         Value::U32(t.swa_pattern),
     );
+    for (k, v) in &t.extra {
+        kv(&mut b, k, v.clone());
+    }
     let (nh, nkv) = (u64::from(t.n_head.max(1)), u64::from(t.n_head_kv.max(1)));
     let mut tensors: Vec<(String, Vec<u64>, f32)> = vec![
         ("token_embd.weight".into(), vec![E, V], 1.0),
@@ -385,4 +391,31 @@ fn tracer_sees_named_activations() {
     // The last layer keeps only the rows that want logits; result_output is the logits.
     assert_eq!(rec.entries["l_out-2"].1.len(), E as usize);
     assert_eq!(rec.entries["result_output"].1, l.data);
+}
+
+#[test]
+fn rope_scaling_keys() {
+    let linear = Tiny {
+        extra: vec![
+            ("gemma3.rope.scaling.type", Value::String("linear".into())),
+            ("gemma3.rope.scaling.factor", Value::F32(8.0)),
+        ],
+        ..Tiny::default()
+    };
+    let m = build(&linear).expect("model");
+    assert_eq!(m.hparams().rope_freq_scale, 0.125);
+    assert_eq!(tiny().hparams().rope_freq_scale, 1.0);
+    let yarn = Tiny {
+        extra: vec![("gemma3.rope.scaling.type", Value::String("yarn".into()))],
+        ..Tiny::default()
+    };
+    assert!(matches!(
+        build(&yarn).err(),
+        Some(ModelError::BadHparam { .. })
+    ));
+    // Global layers use the scaled frequencies, local ones do not: results differ from the
+    // unscaled model only through the global layer (pattern 2: layer 1 is global).
+    let toks = [1u32, 5, 9, 13, 17, 21];
+    let (mut a, mut b) = (tiny(), build(&linear).expect("model"));
+    assert_ne!(last_logits(&mut a, &toks), last_logits(&mut b, &toks));
 }

@@ -318,3 +318,30 @@ dequant_tests! {
     dequant_iq1_s: IQ1_S;
     dequant_iq1_m: IQ1_M;
 }
+
+/// Q8_K, Q8_1 and IQ1_M (on the rows where libgguf differs from ggml) against committed outputs
+/// of ggml's own C code (`tests/data/ggml_ref/README.md`).
+#[test]
+fn ggml_reference_fixtures() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ggml_ref");
+    let read_f32 = |name: &str| -> Vec<f32> {
+        let b = std::fs::read(dir.join(name)).expect("fixture");
+        b.chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let imatrix = read_f32("imatrix.f32");
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).expect("MANIFEST");
+    let mut checked = 0;
+    for line in manifest.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let ty = GgmlType::from_name(f[0]).expect("type");
+        let x = read_f32(&format!("{}.f32", f[1]));
+        let im = (f[2] == "1").then_some(&imatrix[..]);
+        let theirs = std::fs::read(dir.join(f[3])).expect("reference bytes");
+        let ours = quantize(ty, &x, 512, im);
+        assert_same_bytes(ty, &format!("ggml fixture {}", f[3]), &ours, &theirs);
+        checked += 1;
+    }
+    assert_eq!(checked, 14, "fixtures in MANIFEST");
+}

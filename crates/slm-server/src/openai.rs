@@ -246,10 +246,11 @@ pub async fn chat_completions(
         receivers.push(start(served, gen_req.clone(), state.metrics.clone())?);
     }
     let mut choices = Vec::new();
-    let (mut prompt_tokens, mut completion_tokens) = (0, 0);
+    let (mut prompt_tokens, mut completion_tokens, mut cached_tokens) = (0, 0, 0);
     for (index, rx) in receivers.into_iter().enumerate() {
         let c = collect(rx).await?;
         prompt_tokens = c.done.prompt_tokens;
+        cached_tokens = c.done.cached_tokens;
         completion_tokens += c.done.generated_tokens;
         let mut choice = json!({
             "index": index,
@@ -266,7 +267,8 @@ pub async fn chat_completions(
         "id": id, "object": "chat.completion", "created": created, "model": model,
         "choices": choices,
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+                  "total_tokens": prompt_tokens + completion_tokens,
+                  "prompt_tokens_details": {"cached_tokens": cached_tokens}},
     }))
     .into_response())
 }

@@ -113,6 +113,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         per_model(&|s| s.model.engine.handle().stats().queued.load(Ordering::Relaxed) as u64));
     metric("slm_active_sequences", "gauge", "Sequences being generated.",
         per_model(&|s| s.model.engine.handle().stats().active.load(Ordering::Relaxed) as u64));
+    metric("slm_prompt_tokens_reused_total", "counter", "Prompt tokens served from the prefix cache.",
+        per_model(&|s| s.model.engine.handle().stats().tokens_reused.load(Ordering::Relaxed) as u64));
+    metric("slm_engine_tokens_generated_total", "counter", "Tokens sampled by the engine (including cancelled requests).",
+        per_model(&|s| s.model.engine.handle().stats().tokens_generated.load(Ordering::Relaxed) as u64));
     metric("slm_model_loaded", "gauge", "Loaded models.", per_model(&|_| 1));
     metric("slm_model_weights_bytes", "gauge", "Bytes of weights of each loaded model.",
         per_model(&|s| s.model.summary.tensor_bytes));

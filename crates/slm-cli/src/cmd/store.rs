@@ -35,15 +35,30 @@ pub struct CpArgs {
 
 #[derive(Args)]
 #[command(
-    about = "Add a local GGUF file to the store",
-    after_help = "The file is hard-linked into the store when it is on the same file system (no copy), \
-else copied while hashing. Example: slm import ./model.gguf --name mymodel:q4"
+    about = "Add a local GGUF file, or a bundle made by `slm export`, to the store",
+    after_help = "A GGUF file is hard-linked into the store when it is on the same file system (no copy), \
+else copied while hashing; it needs --name. A bundle (tar) brings its own names; every blob is verified \
+against its sha256 before anything is published.\n\n\
+Examples:\n  slm import ./model.gguf --name mymodel:q4\n  slm import models.tar"
 )]
 pub struct ImportArgs {
     pub file: PathBuf,
-    /// NAME[:TAG] to store it under
+    /// NAME[:TAG] to store a GGUF file under
     #[arg(long)]
-    pub name: String,
+    pub name: Option<String>,
+}
+
+#[derive(Args)]
+#[command(
+    about = "Write models (manifests and blobs) to a tar bundle for air-gapped machines",
+    after_help = "Example: slm export gemma3:270m smollm2:135m -o models.tar; then on the other machine: slm import models.tar"
+)]
+pub struct ExportArgs {
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// The bundle to write
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
 }
 
 #[derive(Args)]
@@ -131,7 +146,23 @@ pub fn cp(args: &CpArgs) -> Result<()> {
 
 pub fn import(args: &ImportArgs) -> Result<()> {
     let store = Store::open_default()?;
-    let name = ModelName::parse(&args.name)?;
+    if slm_hub::bundle::is_bundle(&args.file) {
+        let f = std::fs::File::open(&args.file)
+            .with_context(|| format!("open {}", args.file.display()))?;
+        let names = slm_hub::bundle::import(&store, std::io::BufReader::new(f))
+            .with_context(|| format!("import {}", args.file.display()))?;
+        for n in names {
+            println!("imported {n} (verified)");
+        }
+        return Ok(());
+    }
+    let Some(name) = &args.name else {
+        anyhow::bail!(
+            "{} is not a bundle: give --name NAME:TAG to import a GGUF file",
+            args.file.display()
+        );
+    };
+    let name = ModelName::parse(name)?;
     let m = store
         .import_file(&args.file, &name)
         .with_context(|| format!("import {}", args.file.display()))?;
@@ -143,6 +174,26 @@ pub fn import(args: &ImportArgs) -> Result<()> {
             human(l.size)
         );
     }
+    Ok(())
+}
+
+pub fn export(args: &ExportArgs) -> Result<()> {
+    let store = Store::open_default()?;
+    let names = args
+        .names
+        .iter()
+        .map(|n| local_name(n))
+        .collect::<slm_hub::Result<Vec<_>>>()?;
+    let tmp = args.output.with_extension("tar.partial");
+    let f = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    let n = slm_hub::bundle::export(&store, &names, std::io::BufWriter::new(f))?;
+    std::fs::rename(&tmp, &args.output)?;
+    println!(
+        "wrote {} ({} model(s), {} of blobs)",
+        args.output.display(),
+        names.len(),
+        human(n)
+    );
     Ok(())
 }
 

@@ -23,6 +23,7 @@ pub mod iq2_quant;
 pub mod iq3;
 pub mod iq3_quant;
 pub mod iq4;
+#[rustfmt::skip]
 pub mod iq_grids;
 mod lattice;
 pub mod mxfp4;
