@@ -419,3 +419,10 @@ fn rope_scaling_keys() {
     let (mut a, mut b) = (tiny(), build(&linear).expect("model"));
     assert_ne!(last_logits(&mut a, &toks), last_logits(&mut b, &toks));
 }
+
+#[test]
+fn model_and_cache_can_move_to_an_engine_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Model>();
+    assert_send::<slm_model::KvCache>();
+}
