@@ -15,6 +15,17 @@ base, model = sys.argv[1], sys.argv[2]
 checks = []
 
 
+def json_prefix_ok(text, finish):
+    """A finished JSON answer parses; one cut by max_tokens must fail only at its end."""
+    try:
+        json.loads(text)
+        return True
+    except json.JSONDecodeError as e:
+        if finish != "length":
+            return False
+        return e.pos >= len(text.rstrip()) or e.msg.startswith("Unterminated string")
+
+
 def check(name, cond, detail=""):
     checks.append(name)
     if not cond:
@@ -69,6 +80,13 @@ try:
 except openai.BadRequestError:
     check("openai bad temperature -> 400", True)
 
+r = oa.chat.completions.create(model=model, max_tokens=200, temperature=0,
+                               messages=[{"role": "user", "content": "Give the name and age of a person as JSON."}],
+                               response_format={"type": "json_object"})
+content = r.choices[0].message.content
+check("openai json_object output is JSON", content.lstrip().startswith("{")
+      and json_prefix_ok(content, r.choices[0].finish_reason), (r.choices[0].finish_reason, content))
+
 cl = ollama.Client(host=base)
 names = [m.model for m in cl.list().models]
 check("ollama list", model in names, names)
@@ -80,6 +98,9 @@ parts = list(cl.generate(model=model, prompt="Why is the sky blue?", options={"n
                          stream=True))
 check("ollama generate stream == non-stream", "".join(p.response for p in parts) == g.response)
 check("ollama stream final", parts[-1].done and parts[-1].eval_count == 8)
+gj = cl.generate(model=model, prompt="List three fruits as JSON.", format="json",
+                 options={"num_predict": 200, "temperature": 0})
+check("ollama format json", json_prefix_ok(gj.response, gj.done_reason), gj.response)
 c = cl.chat(model=model, messages=[{"role": "user", "content": "Hi!"}], options={"num_predict": 6, "temperature": 0})
 check("ollama chat", c.message.role == "assistant" and len(c.message.content) > 0, c)
 check("ollama ps", model in [m.model for m in cl.ps().models])

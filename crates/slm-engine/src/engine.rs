@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::json_mode::{mask_logits, JsonPrefix};
 use crate::model::{BatchToken, Detokenizer, StepModel};
 use crate::sampling::{Sampled, Sampler, SamplingParams, StopMatcher};
 
@@ -43,6 +44,9 @@ pub struct GenerateRequest {
     pub ignore_eos: bool,
     /// Report the log-probability of each sampled token and this many top alternatives.
     pub logprobs: Option<usize>,
+    /// Constrain the output to JSON (`Some(true)`: a JSON object only); generation stops when
+    /// the value is complete.
+    pub json: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -280,6 +284,7 @@ struct Seq {
     max_tokens: usize,
     ignore_eos: bool,
     logprobs: Option<usize>,
+    json: Option<JsonPrefix>,
     sampler: Sampler,
     stop: StopMatcher,
     utf8: Vec<u8>,
@@ -450,6 +455,7 @@ impl Worker {
                 max_tokens: p.req.max_tokens,
                 ignore_eos: p.req.ignore_eos,
                 logprobs: p.req.logprobs,
+                json: p.req.json.map(JsonPrefix::new),
                 utf8: Vec::new(),
                 tx: p.tx,
                 cancel: p.cancel,
@@ -538,12 +544,36 @@ impl Worker {
             };
             let n_ctx = self.model.n_ctx();
             let s = &mut self.active[i];
+            let masked;
+            let l = match &s.json {
+                Some(state) => {
+                    let detok = &self.detok;
+                    let mut m = l.to_vec();
+                    if !mask_logits(state, &mut m, &|t| detok.piece(t), &|t| detok.is_eog(t), 64) {
+                        // No token continues the JSON: end here rather than emit invalid output.
+                        m.fill(f32::NEG_INFINITY);
+                    }
+                    masked = m;
+                    masked.as_slice()
+                }
+                None => l,
+            };
             let (tok, logprobs) = match s.logprobs {
                 Some(n_top) => {
                     let sampled = s.sampler.sample_with_logprobs(l, n_top);
                     (sampled.token, Some(sampled))
                 }
                 None => (s.sampler.sample(l), None),
+            };
+            let json_done = match &mut s.json {
+                Some(state) => match state.accepts(&self.detok.piece(tok)) {
+                    Some(next) => {
+                        *state = next;
+                        state.is_complete()
+                    }
+                    None => true,
+                },
+                None => false,
             };
             s.sampler.accept(tok);
             s.generated += 1;
@@ -562,7 +592,7 @@ impl Worker {
                 stop_hit = hit;
             }
             let length = s.generated >= s.max_tokens || s.n_past + 1 >= n_ctx;
-            let finish = if eog || stop_hit {
+            let finish = if eog || stop_hit || json_done {
                 Some(FinishReason::Stop)
             } else if length {
                 Some(FinishReason::Length)

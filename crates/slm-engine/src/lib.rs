@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod info;
+pub mod json_mode;
 pub mod loaded;
 pub mod model;
 pub mod sampling;

@@ -119,6 +119,7 @@ fn request(prompt: Vec<u32>, max_tokens: usize) -> GenerateRequest {
         stop: Vec::new(),
         ignore_eos: false,
         logprobs: None,
+        json: None,
     }
 }
 

@@ -30,6 +30,7 @@ use crate::kv_cache::{KvCache, KvSpec};
 use crate::layers::attention::{attention, AttnShape};
 use crate::layers::ffn::{GatedAct, GatedFfn};
 use crate::layers::linear::linear;
+use crate::layers::norm::rms_norm_rows;
 use crate::weights::{self, Weight};
 
 /// One transformer block's weights.
@@ -202,14 +203,14 @@ impl Architecture for Gemma3 {
         for (il, l) in self.layers.iter().enumerate() {
             let li = Some(il);
             h.copy_from_slice(&x);
-            ops::rms_norm_rows(&mut h, &l.attn_norm, hp.rms_eps);
+            rms_norm_rows(threads, &mut h, &l.attn_norm, hp.rms_eps);
             ctx.trace("attn_norm", li, n_embd, &h);
 
             linear(threads, file, &l.wq, &h, &mut q)?;
             linear(threads, file, &l.wk, &h, &mut k)?;
             linear(threads, file, &l.wv, &h, &mut v)?;
-            ops::rms_norm_rows(&mut q, &l.q_norm, hp.rms_eps);
-            ops::rms_norm_rows(&mut k, &l.k_norm, hp.rms_eps);
+            rms_norm_rows(threads, &mut q, &l.q_norm, hp.rms_eps);
+            rms_norm_rows(threads, &mut k, &l.k_norm, hp.rms_eps);
             ctx.trace("Qcur_normed", li, q_w, &q);
             ctx.trace("Kcur_normed", li, k_w, &k);
             let cs_all = rope_tables
@@ -247,16 +248,16 @@ impl Architecture for Gemma3 {
             }
             // h (m, n_embd) = post_norm(attn_out · Wo^T); x += h
             linear(threads, file, &l.wo, &att, &mut h)?;
-            ops::rms_norm_rows(&mut h, &l.post_attn_norm, hp.rms_eps);
+            rms_norm_rows(threads, &mut h, &l.post_attn_norm, hp.rms_eps);
             ctx.trace("attn_post_norm", li, n_embd, &h);
             ops::add_assign(&mut x, &h);
             ctx.trace("sa_out", li, n_embd, &x);
 
             let mut f = x.clone(); // (m, n_embd)
-            ops::rms_norm_rows(&mut f, &l.ffn_norm, hp.rms_eps);
+            rms_norm_rows(threads, &mut f, &l.ffn_norm, hp.rms_eps);
             ctx.trace("ffn_norm", li, n_embd, &f);
             l.ffn.forward(threads, file, &f, &mut h)?;
-            ops::rms_norm_rows(&mut h, &l.post_ffw_norm, hp.rms_eps);
+            rms_norm_rows(threads, &mut h, &l.post_ffw_norm, hp.rms_eps);
             ctx.trace("ffn_post_norm", li, n_embd, &h);
             ops::add_assign(&mut x, &h);
             ctx.trace("l_out", li, n_embd, &x);
@@ -271,7 +272,7 @@ impl Architecture for Gemma3 {
         if m == 0 {
             return Ok(logits);
         }
-        ops::rms_norm_rows(&mut x, &self.output_norm, hp.rms_eps);
+        rms_norm_rows(threads, &mut x, &self.output_norm, hp.rms_eps);
         ctx.trace("result_norm", None, n_embd, &x);
         logits.data = vec![0.0f32; m * hp.n_vocab]; // (m, n_vocab)
         linear(threads, file, &self.output, &x, &mut logits.data)?;

@@ -34,6 +34,8 @@ pub struct Options {
     pub seed: Option<i64>,
     pub stop: Vec<String>,
     pub logprobs: Option<usize>,
+    /// JSON mode: `Some(true)` for a JSON object only.
+    pub json: Option<bool>,
 }
 
 fn finite(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<(), ApiError> {
@@ -127,6 +129,7 @@ impl Options {
             stop: self.stop.clone(),
             ignore_eos: false,
             logprobs: self.logprobs,
+            json: self.json,
         })
     }
 }

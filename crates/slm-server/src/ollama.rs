@@ -83,7 +83,11 @@ fn ollama_default_sampling() -> SamplingParams {
     }
 }
 
-fn to_options(o: &OllamaOptions, served: &ServedModel) -> Result<Options, ApiError> {
+fn to_options(
+    o: &OllamaOptions,
+    served: &ServedModel,
+    format: &Option<Value>,
+) -> Result<Options, ApiError> {
     if let Some(n) = o.num_ctx {
         if n < 1 || n as u64 > served.model.n_ctx as u64 {
             return Err(ApiError::BadRequest(format!(
@@ -105,15 +109,18 @@ fn to_options(o: &OllamaOptions, served: &ServedModel) -> Result<Options, ApiErr
         seed: o.seed,
         stop: o.stop.clone().unwrap_or_default(),
         logprobs: None,
+        json: json_format(format)?,
     })
 }
 
-fn check_format(format: &Option<Value>) -> Result<(), ApiError> {
+/// Ollama's `format`: "json" turns JSON mode on; a JSON schema is not supported yet.
+fn json_format(format: &Option<Value>) -> Result<Option<bool>, ApiError> {
     match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) if s == "json" => Ok(Some(false)),
         Some(_) => Err(ApiError::BadRequest(
-            "structured output (format) is not supported by this server yet".into(),
+            "format: only \"json\" is supported (JSON schemas are not yet)".into(),
         )),
     }
 }
@@ -193,7 +200,6 @@ pub async fn generate(
     Json(req): Json<GenerateRequest>,
 ) -> Result<Response, ApiError> {
     let served = state.model(&req.model)?;
-    check_format(&req.format)?;
     if req.template.is_some() {
         return Err(ApiError::BadRequest(
             "request-supplied templates are disabled on this server".into(),
@@ -217,7 +223,7 @@ pub async fn generate(
         msgs.push(ChatMessage::new("user", req.prompt.clone()));
         served.model.tokenize_chat(&msgs)?
     };
-    let opts = to_options(&req.options, served)?;
+    let opts = to_options(&req.options, served, &req.format)?;
     let gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
     let rx = start(served, gen_req, state.metrics.clone())?;
     if req.stream.unwrap_or(true) {
@@ -236,7 +242,6 @@ pub async fn chat(
     Json(req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
     let served = state.model(&req.model)?;
-    check_format(&req.format)?;
     let model = served.name.clone();
     if req.messages.is_empty() {
         return Ok(Json(json!({"model": model, "created_at": rfc3339(unix_now()),
@@ -253,7 +258,7 @@ pub async fn chat(
         .map(|m| ChatMessage::new(m.role.clone(), m.content.clone()))
         .collect();
     let prompt = served.model.tokenize_chat(&msgs)?;
-    let opts = to_options(&req.options, served)?;
+    let opts = to_options(&req.options, served, &req.format)?;
     let mut gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
     gen_req.stop.extend(served.model.chat_stops());
     let rx = start(served, gen_req, state.metrics.clone())?;

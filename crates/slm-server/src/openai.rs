@@ -118,16 +118,16 @@ fn message_text(content: &Value) -> Result<String, ApiError> {
 }
 
 fn options(c: &CommonParams, logprobs: Option<usize>) -> Result<(Options, usize), ApiError> {
-    if let Some(rf) = &c.response_format {
-        match rf.get("type").and_then(Value::as_str) {
-            Some("text") | None => {}
-            Some(other) => {
-                return Err(ApiError::BadRequest(format!(
-                    "response_format {other:?} is not supported by this server yet"
-                )))
-            }
+    let json = match c.response_format.as_ref().map(|rf| rf.get("type").and_then(Value::as_str)) {
+        None | Some(Some("text")) => None,
+        Some(Some("json_object")) => Some(true),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "response_format {} is not supported (text and json_object are)",
+                other.unwrap_or("without a type")
+            )))
         }
-    }
+    };
     let n = c.n.unwrap_or(1);
     if n < 1 || n as usize > MAX_N {
         return Err(ApiError::BadRequest(format!("n must be in 1..={MAX_N}")));
@@ -149,6 +149,7 @@ fn options(c: &CommonParams, logprobs: Option<usize>) -> Result<(Options, usize)
             seed: c.seed,
             stop: c.stop.clone().map(OneOrMany::into_vec).unwrap_or_default(),
             logprobs,
+            json,
         },
         n as usize,
     ))

@@ -2,7 +2,8 @@
 //! RMSNorm (`norm`), RoPE in NEOX and normal styles (`rope`), softmax with optional soft-capping
 //! (`softmax`), GELU/SiLU and the gated GeGLU/SwiGLU products (`activation`), single-query
 //! attention over a run of cached keys (`attention`) and embedding-row lookup from quantized
-//! tables (`embed`). Every op has a test against a naive f64 implementation in
+//! tables (`embed`), and the f32 `dot`/`axpy` primitives with their AVX2 versions (`simd`).
+//! Every op has a test against a naive f64 implementation in
 //! `tests/ops.rs`. Threading is the caller's business: these run on one thread over the slices
 //! they are given.
 

@@ -295,6 +295,11 @@ fn control_cases() {
         }
         other => panic!("{other:?}"),
     }
+    // Raised inside a macro, a loop and a filter argument: still the typed error.
+    assert_eq!(
+        run("{% macro m(x) %}{% for i in [1] %}{{ raise_exception('in ' ~ x) }}{% endfor %}{% endmacro %}{{ m('macro')|upper }}").result,
+        Err(TemplateError::Raised("in macro".into()))
+    );
     // Undefined: printing is lenient (jinja2's default), attribute access on it fails.
     assert_eq!(run("{{ nothing }}").result.as_deref(), Ok(""));
     assert!(matches!(

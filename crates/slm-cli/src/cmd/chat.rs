@@ -20,7 +20,7 @@ use super::run::timings_line;
 (or Ctrl-D) quits. Ctrl-C stops the current answer; at the prompt it quits."
 )]
 pub struct ChatArgs {
-    /// Path to a GGUF model file
+    /// Path to a GGUF file, or a model name (gemma3:270m, hf.co/..., ollama:NAME:TAG), pulled when missing
     pub model: PathBuf,
     /// System prompt
     #[arg(long = "system", visible_alias = "sys")]
@@ -35,7 +35,7 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: &ChatArgs) -> Result<()> {
-    let loaded = load(&args.model, &args.model_args)?;
+    let loaded = load(&super::pull::resolve_model_arg(&args.model)?, &args.model_args)?;
     if loaded.template_is_fallback {
         eprintln!(
             "note: {} has no chat template; using ChatML (a base model may not follow it)",

@@ -52,6 +52,7 @@ pub fn request(prompt: Vec<u32>, s: &SamplingArgs, n_ctx: usize) -> GenerateRequ
         stop: s.stop.clone(),
         ignore_eos: s.ignore_eos,
         logprobs: None,
+        json: None,
     }
 }
 

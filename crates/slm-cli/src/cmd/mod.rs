@@ -1,10 +1,13 @@
 //! One module per subcommand, plus the flags and loading they share.
 
+pub mod catalog;
 pub mod chat;
 pub mod common;
 pub mod keys;
 pub mod load;
 pub mod perplexity;
+pub mod pull;
 pub mod run;
 pub mod serve;
 pub mod show;
+pub mod store;

@@ -22,7 +22,7 @@ Prints the running perplexity after each chunk as [chunk]value, then the final e
 Example:\n  slm perplexity gemma-3-270m-q4_k_m.gguf -f botchan.txt -c 512 --chunks 20"
 )]
 pub struct PerplexityArgs {
-    /// Path to a GGUF model file
+    /// Path to a GGUF file, or a model name (gemma3:270m, hf.co/..., ollama:NAME:TAG), pulled when missing
     pub model: PathBuf,
     /// Text file to score
     #[arg(short = 'f', long = "file")]
@@ -44,8 +44,9 @@ pub struct PerplexityArgs {
 pub fn run(args: &PerplexityArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let model_path = super::pull::resolve_model_arg(&args.model)?;
     let file = std::sync::Arc::new(
-        GgufFile::open(&args.model)
+        GgufFile::open(&model_path)
             .with_context(|| format!("{} is not a readable GGUF model", args.model.display()))?,
     );
     let tokenizer = Tokenizer::from_gguf(file.header())?;

@@ -78,6 +78,15 @@ pub fn resolve_model_arg(model: &Path) -> Result<PathBuf> {
         return Ok(model.to_path_buf());
     }
     let name = model.to_str().context("model name is not UTF-8")?;
+    // Something spelled like a path is a path: report it missing rather than try to pull it.
+    let path_like = name.starts_with('/')
+        || name.starts_with("./")
+        || name.starts_with("../")
+        || name.starts_with('~')
+        || (name.ends_with(".gguf") && !name.starts_with("hf.co/") && !name.starts_with("huggingface.co/"));
+    if path_like {
+        return Ok(model.to_path_buf());
+    }
     if let Some(p) = slm_hub::external::find_external(name) {
         return Ok(p);
     }

@@ -20,7 +20,7 @@ Examples:\n  slm run gemma-3-270m-q4_k_m.gguf \"Once upon a time\" --raw -n 64\n
 echo \"Write a haiku about rust\" | slm run model.gguf --temp 0.7 --json"
 )]
 pub struct RunArgs {
-    /// Path to a GGUF model file
+    /// Path to a GGUF file, or a model name (gemma3:270m, hf.co/..., ollama:NAME:TAG), pulled when missing
     pub model: PathBuf,
     /// The prompt (read from stdin when absent)
     pub prompt: Option<String>,
@@ -64,7 +64,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             s
         }
     };
-    let loaded = load(&args.model, &args.model_args)?;
+    let loaded = load(&super::pull::resolve_model_arg(&args.model)?, &args.model_args)?;
     let use_template = !args.raw && !loaded.template_is_fallback;
     let ids = if use_template {
         loaded.tokenize_chat(&[ChatMessage {

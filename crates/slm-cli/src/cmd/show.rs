@@ -20,7 +20,7 @@ It is shown for n = 4096 tokens and for the model's full context length, for one
 buffers (activations, logits) add a few tens of MiB on top."
 )]
 pub struct ShowArgs {
-    /// Path to a GGUF model file
+    /// Path to a GGUF file, or a model name (gemma3:270m, hf.co/..., ollama:NAME:TAG), pulled when missing
     pub file: PathBuf,
     /// Print JSON for scripts instead of text
     #[arg(long)]
@@ -64,7 +64,8 @@ fn group_digits(n: u64) -> String {
 }
 
 pub fn run(args: &ShowArgs) -> Result<()> {
-    let file = GgufFile::open(&args.file).map_err(|e| {
+    let path = super::pull::resolve_model_arg(&args.file)?;
+    let file = GgufFile::open(&path).map_err(|e| {
         let what = match e {
             GgufError::Truncated { .. }
             | GgufError::TensorOutOfBounds { .. }

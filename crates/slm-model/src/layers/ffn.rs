@@ -41,10 +41,15 @@ impl GatedFfn {
         let mut u = vec![0.0f32; n_tokens * n_ff]; // (n_tokens, n_ff)
         linear(threads, file, &self.gate, x, &mut g)?;
         linear(threads, file, &self.up, x, &mut u)?;
-        match self.act {
-            GatedAct::GeGlu => slm_tensor::ops::geglu(&mut g, &u),
-            GatedAct::SwiGlu => slm_tensor::ops::swiglu(&mut g, &u),
-        }
+        let act = match self.act {
+            GatedAct::GeGlu => slm_tensor::ops::geglu,
+            GatedAct::SwiGlu => slm_tensor::ops::swiglu,
+        };
+        // Token rows are independent: split them over the pool (decode runs inline).
+        threads.for_units(&mut g, n_ff, |first, rows| {
+            let start = first * n_ff;
+            act(rows, &u[start..start + rows.len()]);
+        });
         linear(threads, file, &self.down, &g, out)
     }
 }
