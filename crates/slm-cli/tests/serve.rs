@@ -8,7 +8,9 @@ use std::process::{Child, Command, Stdio};
 fn material(name: &str) -> PathBuf {
     let dir = std::env::var_os("SLM_MATERIAL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
+        });
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -66,7 +68,8 @@ fn start(args: &[&str]) -> Server {
 fn real_openai_and_ollama_clients() {
     let model = material("gemma-3-270m-q4_k_m.gguf");
     let server = start(&[model.to_str().unwrap(), "--alias", "gemma3", "-c", "1024"]);
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/golden/serve_clients.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tools/golden/serve_clients.py");
     let out = Command::new("python3")
         .arg(script)
         .arg(&server.base)
@@ -112,8 +115,15 @@ fn http(base: &str, method: &str, path: &str, host: &str, key: Option<&str>, bod
 }
 
 fn slm_ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slm")).args(args).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_slm"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -130,7 +140,9 @@ fn keys_roles_hosts_paths_and_audit() {
     let viewer = slm_ok(&["keys", "add", "--role", "viewer", "--file", kf]);
     let user = slm_ok(&["keys", "add", "--role", "user", "--file", kf]);
     let admin = slm_ok(&["keys", "add", "--role", "admin", "--file", kf]);
-    let revoked = slm_ok(&["keys", "add", "--role", "admin", "--file", kf, "--name", "old"]);
+    let revoked = slm_ok(&[
+        "keys", "add", "--role", "admin", "--file", kf, "--name", "old",
+    ]);
     let listed: serde_json::Value =
         serde_json::from_str(&slm_ok(&["keys", "list", "--json", "--file", kf])).unwrap();
     let old_id = listed
@@ -161,10 +173,16 @@ fn keys_roles_hosts_paths_and_audit() {
         audit.to_str().unwrap(),
     ]);
     let body = |path: &str| match path {
-        "/v1/chat/completions" => r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#,
+        "/v1/chat/completions" => {
+            r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#
+        }
         "/v1/completions" => r#"{"model":"gemma3","prompt":"hi","max_tokens":1}"#,
-        "/api/generate" => r#"{"model":"gemma3","prompt":"hi","stream":false,"options":{"num_predict":1}}"#,
-        "/api/chat" => r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":1}}"#,
+        "/api/generate" => {
+            r#"{"model":"gemma3","prompt":"hi","stream":false,"options":{"num_predict":1}}"#
+        }
+        "/api/chat" => {
+            r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"stream":false,"options":{"num_predict":1}}"#
+        }
         "/api/show" => r#"{"model":"gemma3"}"#,
         "/api/tokenize" => r#"{"model":"gemma3","prompt":"hi"}"#,
         "/api/detokenize" => r#"{"model":"gemma3","tokens":[2]}"#,
@@ -198,8 +216,21 @@ fn keys_roles_hosts_paths_and_audit() {
     }
     assert_eq!(cases, slm_server::ROUTES.len() * 6);
     // DNS rebinding: a foreign Host is refused even with a good key.
-    assert_eq!(http(&server.base, "GET", "/v1/models", "evil.example", Some(&admin), ""), 403);
-    assert_eq!(http(&server.base, "GET", "/health", "evil.example:80", None, ""), 403);
+    assert_eq!(
+        http(
+            &server.base,
+            "GET",
+            "/v1/models",
+            "evil.example",
+            Some(&admin),
+            ""
+        ),
+        403
+    );
+    assert_eq!(
+        http(&server.base, "GET", "/health", "evil.example:80", None, ""),
+        403
+    );
     denials += 2;
     // Path variants never reach a handler with a different decision: they are not routes.
     for p in [
@@ -213,16 +244,36 @@ fn keys_roles_hosts_paths_and_audit() {
         "/x/../v1/chat/completions",
         "/v1/chat/completions;x",
     ] {
-        let got = http(&server.base, "POST", p, "localhost", None, body("/v1/chat/completions"));
+        let got = http(
+            &server.base,
+            "POST",
+            p,
+            "localhost",
+            None,
+            body("/v1/chat/completions"),
+        );
         assert!(got == 404 || got == 401, "{p}: {got}");
         if got == 401 {
             denials += 1;
         }
     }
-    assert_eq!(http(&server.base, "OPTIONS", "/v1/chat/completions", "localhost", None, ""), 404);
+    assert_eq!(
+        http(
+            &server.base,
+            "OPTIONS",
+            "/v1/chat/completions",
+            "localhost",
+            None,
+            ""
+        ),
+        404
+    );
     drop(server);
     let verified = slm_ok(&["audit", "verify", audit.to_str().unwrap()]);
-    assert!(verified.contains(&format!("{denials} records")), "{verified} (expected {denials})");
+    assert!(
+        verified.contains(&format!("{denials} records")),
+        "{verified} (expected {denials})"
+    );
     let log = std::fs::read_to_string(&audit).unwrap();
     for k in [&viewer, &user, &admin, &revoked] {
         assert!(!log.contains(k.as_str()), "a key leaked into the audit log");

@@ -7,7 +7,9 @@ use std::process::Command;
 fn material(name: &str) -> PathBuf {
     let dir = std::env::var_os("SLM_MATERIAL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
+        });
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -31,7 +33,11 @@ fn repo_root() -> PathBuf {
 fn check_model(file: &str, arch: &str, params: u64, class: &str) {
     let path = material(file);
     let out = slm(&["show", "--json", "--tensors", path.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(ours["architecture"], arch);
     assert_eq!(ours["parameters"], params);
@@ -80,7 +86,12 @@ fn gemma3_270m() {
 
 #[test]
 fn smollm2_135m() {
-    check_model("SmolLM2-135M-Instruct.Q4_1.gguf", "llama", 134_515_008, "micro");
+    check_model(
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "llama",
+        134_515_008,
+        "micro",
+    );
 }
 
 #[test]
@@ -105,7 +116,10 @@ fn one_line_error(args: &[&str], expect: &str) {
 fn clear_errors() {
     let dir = std::env::temp_dir().join(format!("slm-show-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    one_line_error(&["show", dir.join("nope.gguf").to_str().unwrap()], "No such file");
+    one_line_error(
+        &["show", dir.join("nope.gguf").to_str().unwrap()],
+        "No such file",
+    );
 
     let not_gguf = dir.join("model.txt");
     std::fs::write(&not_gguf, b"hello world, not a model").unwrap();

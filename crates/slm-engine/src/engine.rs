@@ -401,7 +401,9 @@ impl Worker {
         self.queue.retain(|p| !p.cancel.load(Ordering::Relaxed));
         let gone = before - self.queue.len();
         self.stats.queued.fetch_sub(gone, Ordering::Relaxed);
-        self.stats.active.store(self.active.len(), Ordering::Relaxed);
+        self.stats
+            .active
+            .store(self.active.len(), Ordering::Relaxed);
     }
 
     fn admit(&mut self) {
@@ -416,7 +418,10 @@ impl Worker {
             let prompt = &p.req.prompt;
             let mut best: Option<(u32, usize)> = None;
             for slot in (0..self.model.max_seqs() as u32).filter(|s| !used.contains(s)) {
-                let cached = self.cached.get(slot as usize).map_or(&[][..], |v| v.as_slice());
+                let cached = self
+                    .cached
+                    .get(slot as usize)
+                    .map_or(&[][..], |v| v.as_slice());
                 let lcp = cached
                     .iter()
                     .zip(prompt.iter())
@@ -463,7 +468,9 @@ impl Worker {
                 t_first: None,
             });
         }
-        self.stats.active.store(self.active.len(), Ordering::Relaxed);
+        self.stats
+            .active
+            .store(self.active.len(), Ordering::Relaxed);
     }
 
     /// One forward pass over decode tokens plus prompt chunks, then sampling.
@@ -607,8 +614,7 @@ impl Worker {
                 text.push_str(&emit);
                 text.push_str(&s.stop.flush());
             }
-            if s
-                .tx
+            if s.tx
                 .send(Event::Token {
                     id: tok,
                     text,
@@ -639,7 +645,9 @@ impl Worker {
             // The slot keeps its cache for prefix reuse.
             self.active.swap_remove(i);
         }
-        self.stats.active.store(self.active.len(), Ordering::Relaxed);
+        self.stats
+            .active
+            .store(self.active.len(), Ordering::Relaxed);
     }
 }
 

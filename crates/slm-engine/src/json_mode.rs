@@ -26,9 +26,16 @@ enum St {
     /// After a complete value inside a container: `,` or the closer.
     AfterValue,
     /// Inside a string (`key` tells whether it is an object key).
-    Str { key: bool },
-    StrEscape { key: bool },
-    StrHex { key: bool, left: u8 },
+    Str {
+        key: bool,
+    },
+    StrEscape {
+        key: bool,
+    },
+    StrHex {
+        key: bool,
+        left: u8,
+    },
     /// Number parts.
     NumMinus,
     NumZero,
@@ -39,7 +46,9 @@ enum St {
     NumESign,
     NumExp,
     /// Inside `true`/`false`/`null`: the rest still expected.
-    Lit { rest: &'static [u8] },
+    Lit {
+        rest: &'static [u8],
+    },
     /// The top-level value is complete.
     Done,
 }
@@ -226,7 +235,10 @@ impl JsonPrefix {
                 self.st = if left == 1 {
                     Str { key }
                 } else {
-                    StrHex { key, left: left - 1 }
+                    StrHex {
+                        key,
+                        left: left - 1,
+                    }
                 };
                 true
             }
@@ -414,13 +426,32 @@ mod tests {
     #[test]
     fn rejects_invalid() {
         for bad in [
-            "{a", "[1,]", "{\"a\" 1}", "tru e", "01", "1.", "-", "{\"a\":1}}", "\"\x01\"", "[1 2]",
-            "{\"a\":1,}", "nul1",
+            "{a",
+            "[1,]",
+            "{\"a\" 1}",
+            "tru e",
+            "01",
+            "1.",
+            "-",
+            "{\"a\":1}}",
+            "\"\x01\"",
+            "[1 2]",
+            "{\"a\":1,}",
+            "nul1",
         ] {
             let whole = JsonPrefix::new(false).accepts(bad.as_bytes());
             assert!(whole.is_none_or(|j| !j.is_complete()), "{bad:?}");
         }
-        for bad in ["{a", "[1,]", "{\"a\" 1}", "tru e", "01", "{\"a\":1}}", "[1 2]", "{\"a\":1,}"] {
+        for bad in [
+            "{a",
+            "[1,]",
+            "{\"a\" 1}",
+            "tru e",
+            "01",
+            "{\"a\":1}}",
+            "[1 2]",
+            "{\"a\":1,}",
+        ] {
             assert!(!valid_prefix(bad, false), "{bad:?}");
         }
         assert!(!valid_prefix("[1]", true), "object only");
@@ -439,7 +470,13 @@ mod tests {
         };
         let eog = |t: u32| t == 6;
         let mut logits = vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        assert!(mask_logits(&JsonPrefix::new(true), &mut logits, &piece, &eog, 8));
+        assert!(mask_logits(
+            &JsonPrefix::new(true),
+            &mut logits,
+            &piece,
+            &eog,
+            8
+        ));
         let allowed: Vec<usize> = (0..7).filter(|&i| logits[i].is_finite()).collect();
         assert_eq!(allowed, vec![0]);
         let done = JsonPrefix::new(true).accepts(b"{\"a\":1}").unwrap();

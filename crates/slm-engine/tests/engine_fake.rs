@@ -218,7 +218,10 @@ fn finish_reasons_and_stop_strings() {
 
     // A prompt ending in 7 makes the fake model emit EOG at once.
     let (ids, text, finish) = collect(h.generate(request(vec![1, 7], 5)).unwrap());
-    assert_eq!((ids, text.as_str(), finish), (vec![EOG], "", FinishReason::Stop));
+    assert_eq!(
+        (ids, text.as_str(), finish),
+        (vec![EOG], "", FinishReason::Stop)
+    );
 
     // A stop string made of the second token's text ends generation before it.
     let (ids, _, _) = collect(h.generate(request(vec![1, 2], 5)).unwrap());
@@ -239,7 +242,10 @@ fn rejects_bad_requests() {
         EngineConfig::default(),
     );
     let h = engine.handle();
-    assert!(matches!(h.generate(request(vec![], 5)), Err(EngineError::EmptyPrompt)));
+    assert!(matches!(
+        h.generate(request(vec![], 5)),
+        Err(EngineError::EmptyPrompt)
+    ));
     assert!(matches!(
         h.generate(request(vec![1; 256], 5)),
         Err(EngineError::PromptTooLong { .. })
@@ -255,7 +261,11 @@ fn cancelled_generation_stops_within_two_tokens() {
     let mut model = FakeModel::new(1);
     model.delay = Duration::from_millis(5);
     let evaluated = model.evaluated.clone();
-    let engine = Engine::spawn(Box::new(model), Arc::new(FakeDetok), EngineConfig::default());
+    let engine = Engine::spawn(
+        Box::new(model),
+        Arc::new(FakeDetok),
+        EngineConfig::default(),
+    );
     let h = engine.handle();
     let mut g = h.generate(request(vec![1, 2, 3], 200)).unwrap();
     let mut seen = 0;
@@ -271,7 +281,11 @@ fn cancelled_generation_stops_within_two_tokens() {
     drop(g);
     std::thread::sleep(Duration::from_millis(100));
     let after = evaluated.lock().unwrap()[0];
-    assert!(after - at_cancel <= 2, "{} tokens evaluated after cancel", after - at_cancel);
+    assert!(
+        after - at_cancel <= 2,
+        "{} tokens evaluated after cancel",
+        after - at_cancel
+    );
     assert_eq!(h.stats().active.load(Ordering::SeqCst), 0);
 }
 
@@ -279,7 +293,11 @@ fn cancelled_generation_stops_within_two_tokens() {
 fn prefix_reuse_skips_shared_prompt_tokens_and_keeps_results() {
     let model = FakeModel::new(2);
     let evaluated = model.evaluated.clone();
-    let engine = Engine::spawn(Box::new(model), Arc::new(FakeDetok), EngineConfig::default());
+    let engine = Engine::spawn(
+        Box::new(model),
+        Arc::new(FakeDetok),
+        EngineConfig::default(),
+    );
     let h = engine.handle();
     let system: Vec<u32> = (10..40).collect();
     let mut first = system.clone();
@@ -293,12 +311,30 @@ fn prefix_reuse_skips_shared_prompt_tokens_and_keeps_results() {
     let (b, _, _, cached_b) = collect_done(h.generate(request(second.clone(), 6)).unwrap());
     let after: usize = evaluated.lock().unwrap().iter().sum();
     assert_eq!(cached_b, system.len());
-    assert_eq!(after - before, 3 + 5, "only the new prompt tokens and the decode steps run");
+    assert_eq!(
+        after - before,
+        3 + 5,
+        "only the new prompt tokens and the decode steps run"
+    );
     // Results equal a fresh engine's.
-    let fresh = Engine::spawn(Box::new(FakeModel::new(1)), Arc::new(FakeDetok), EngineConfig::default());
-    assert_eq!(collect(fresh.handle().generate(request(second.clone(), 6)).unwrap()).0, b);
-    let fresh = Engine::spawn(Box::new(FakeModel::new(1)), Arc::new(FakeDetok), EngineConfig::default());
-    assert_eq!(collect(fresh.handle().generate(request(first.clone(), 6)).unwrap()).0, a);
+    let fresh = Engine::spawn(
+        Box::new(FakeModel::new(1)),
+        Arc::new(FakeDetok),
+        EngineConfig::default(),
+    );
+    assert_eq!(
+        collect(fresh.handle().generate(request(second.clone(), 6)).unwrap()).0,
+        b
+    );
+    let fresh = Engine::spawn(
+        Box::new(FakeModel::new(1)),
+        Arc::new(FakeDetok),
+        EngineConfig::default(),
+    );
+    assert_eq!(
+        collect(fresh.handle().generate(request(first.clone(), 6)).unwrap()).0,
+        a
+    );
     // The last prompt again reuses all but its last token (which must run to give logits).
     let (c, _, _, cached_c) = collect_done(h.generate(request(second.clone(), 6)).unwrap());
     assert_eq!(cached_c, second.len() - 1);

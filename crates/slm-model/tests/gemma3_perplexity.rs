@@ -7,10 +7,9 @@ use slm_tokenizer::Tokenizer;
 
 const LLAMA_CPP_PPL: f64 = 21.9579;
 
-/// Slow (20 chunks of 512 tokens: about 7 minutes on 2 quiet cores, far more on a busy
-/// machine), so run on request: `cargo test -p slm-model --release -- --ignored perplexity`.
+/// 20 chunks of 512 tokens: about 1.5 minutes on 2 cores (115 tokens/s measured on a busy
+/// machine with `slm perplexity`), so it runs in CI.
 #[test]
-#[ignore = "slow: 20 x 512-token chunks; run with --ignored"]
 fn perplexity_botchan_matches_llama_cpp() {
     let mut model = common::gemma();
     let text = std::fs::read_to_string(common::material("botchan.txt")).expect("read botchan");

@@ -151,7 +151,11 @@ mod tests {
         AuditLog::open(&path).unwrap().append(&rec(401)).unwrap();
         assert_eq!(verify(&path).unwrap().0, 4);
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "control characters stay escaped on one line");
+        assert_eq!(
+            text.lines().count(),
+            4,
+            "control characters stay escaped on one line"
+        );
         let edited = text.replacen("\"status\":403", "\"status\":200", 1);
         std::fs::write(&path, edited).unwrap();
         match verify(&path) {

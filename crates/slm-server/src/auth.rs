@@ -83,7 +83,14 @@ impl Auth {
         f(&guard.1)
     }
 
-    fn audit(&self, key: Option<(&str, Role)>, method: &str, route: &str, decision: &str, status: StatusCode) {
+    fn audit(
+        &self,
+        key: Option<(&str, Role)>,
+        method: &str,
+        route: &str,
+        decision: &str,
+        status: StatusCode,
+    ) {
         if let Some(log) = &self.audit {
             let rec = AuditRecord {
                 time: unix_now(),
@@ -118,7 +125,13 @@ fn deny(status: StatusCode, msg: &str) -> Response {
 
 fn loopback_host(host: &str) -> bool {
     let name = match host.rsplit_once(':') {
-        Some((h, port)) if !h.is_empty() && !host.ends_with(']') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some((h, port))
+            if !h.is_empty()
+                && !host.ends_with(']')
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            h
+        }
         _ => host,
     };
     matches!(name, "localhost" | "127.0.0.1" | "[::1]")
@@ -134,7 +147,10 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         let ok = hosts.len() == 1 && hosts[0].to_str().is_ok_and(loopback_host);
         if !ok {
             auth.audit(None, &method, &path, "deny-host", StatusCode::FORBIDDEN);
-            return deny(StatusCode::FORBIDDEN, "this server only answers requests addressed to localhost");
+            return deny(
+                StatusCode::FORBIDDEN,
+                "this server only answers requests addressed to localhost",
+            );
         }
     }
     let Some(&(_, _, access)) = crate::ROUTES
@@ -156,17 +172,41 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(key) = bearer else {
-        auth.audit(None, &method, &path, "deny-no-key", StatusCode::UNAUTHORIZED);
-        return deny(StatusCode::UNAUTHORIZED, "an API key is required (Authorization: Bearer KEY)");
+        auth.audit(
+            None,
+            &method,
+            &path,
+            "deny-no-key",
+            StatusCode::UNAUTHORIZED,
+        );
+        return deny(
+            StatusCode::UNAUTHORIZED,
+            "an API key is required (Authorization: Bearer KEY)",
+        );
     };
     let found = auth.with_store(|s| s.authenticate(key).map(|k| (k.id.clone(), k.role)));
     let Some((id, role)) = found else {
-        auth.audit(None, &method, &path, "deny-bad-key", StatusCode::UNAUTHORIZED);
+        auth.audit(
+            None,
+            &method,
+            &path,
+            "deny-bad-key",
+            StatusCode::UNAUTHORIZED,
+        );
         return deny(StatusCode::UNAUTHORIZED, "invalid or revoked API key");
     };
     if role < required {
-        auth.audit(Some((&id, role)), &method, &path, "deny-role", StatusCode::FORBIDDEN);
-        return deny(StatusCode::FORBIDDEN, "this key's role may not call this endpoint");
+        auth.audit(
+            Some((&id, role)),
+            &method,
+            &path,
+            "deny-role",
+            StatusCode::FORBIDDEN,
+        );
+        return deny(
+            StatusCode::FORBIDDEN,
+            "this key's role may not call this endpoint",
+        );
     }
     next.run(req).await
 }
@@ -175,10 +215,24 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
 mod tests {
     #[test]
     fn loopback_hosts() {
-        for ok in ["localhost", "localhost:8080", "127.0.0.1:1", "[::1]", "[::1]:80"] {
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:1",
+            "[::1]",
+            "[::1]:80",
+        ] {
             assert!(super::loopback_host(ok), "{ok}");
         }
-        for bad in ["evil.example", "localhost.evil", "127.0.0.2", "localhost:80/x", "", "localhost@evil", "127.0.0.1 "] {
+        for bad in [
+            "evil.example",
+            "localhost.evil",
+            "127.0.0.2",
+            "localhost:80/x",
+            "",
+            "localhost@evil",
+            "127.0.0.1 ",
+        ] {
             assert!(!super::loopback_host(bad), "{bad}");
         }
     }

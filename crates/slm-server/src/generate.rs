@@ -118,7 +118,9 @@ impl Options {
                 top_k,
                 top_p: self.top_p.unwrap_or(default_sampling.top_p),
                 min_p: self.min_p.unwrap_or(default_sampling.min_p),
-                repeat_penalty: self.repeat_penalty.unwrap_or(default_sampling.repeat_penalty),
+                repeat_penalty: self
+                    .repeat_penalty
+                    .unwrap_or(default_sampling.repeat_penalty),
                 repeat_last_n,
                 frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
                 presence_penalty: self.presence_penalty.unwrap_or(0.0),
@@ -142,9 +144,14 @@ pub fn start(
     metrics: Arc<Metrics>,
 ) -> Result<mpsc::Receiver<Event>, ApiError> {
     metrics.requests.fetch_add(1, Ordering::Relaxed);
-    let generation = served.model.engine.handle().generate(req).inspect_err(|_| {
-        metrics.errors.fetch_add(1, Ordering::Relaxed);
-    })?;
+    let generation = served
+        .model
+        .engine
+        .handle()
+        .generate(req)
+        .inspect_err(|_| {
+            metrics.errors.fetch_add(1, Ordering::Relaxed);
+        })?;
     let (tx, rx) = mpsc::channel(256);
     std::thread::Builder::new()
         .name("slm-stream".into())

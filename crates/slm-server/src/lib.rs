@@ -66,7 +66,10 @@ pub fn router(state: AppState) -> Router {
     }
     r.fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(8 << 20))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ))
         .with_state(state)
 }
 

@@ -208,9 +208,11 @@ pub async fn generate(
     let model = served.name.clone();
     if req.prompt.is_empty() && req.system.is_none() {
         // Ollama's "load the model" request.
-        return Ok(Json(json!({"model": model, "created_at": rfc3339(unix_now()),
+        return Ok(
+            Json(json!({"model": model, "created_at": rfc3339(unix_now()),
                               "response": "", "done": true, "done_reason": "load"}))
-        .into_response());
+            .into_response(),
+        );
     }
     let templated = !req.raw && !served.model.template_is_fallback;
     let prompt = if !templated {
@@ -227,9 +229,10 @@ pub async fn generate(
     let gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
     let rx = start(served, gen_req, state.metrics.clone())?;
     if req.stream.unwrap_or(true) {
-        return Ok(stream_ndjson(rx, move |text| {
-            json!({"model": model, "created_at": rfc3339(unix_now()), "response": text, "done": false})
-        }));
+        return Ok(stream_ndjson(
+            rx,
+            move |text| json!({"model": model, "created_at": rfc3339(unix_now()), "response": text, "done": false}),
+        ));
     }
     let c = collect(rx).await?;
     let mut v = json!({"model": model, "created_at": rfc3339(unix_now()), "response": c.text});
@@ -244,10 +247,12 @@ pub async fn chat(
     let served = state.model(&req.model)?;
     let model = served.name.clone();
     if req.messages.is_empty() {
-        return Ok(Json(json!({"model": model, "created_at": rfc3339(unix_now()),
+        return Ok(
+            Json(json!({"model": model, "created_at": rfc3339(unix_now()),
                               "message": {"role": "assistant", "content": ""},
                               "done": true, "done_reason": "load"}))
-        .into_response());
+            .into_response(),
+        );
     }
     if req.messages.len() > 1024 {
         return Err(ApiError::BadRequest("at most 1024 messages".into()));
@@ -328,7 +333,11 @@ pub async fn show(
     State(state): State<AppState>,
     Json(req): Json<ModelRef>,
 ) -> Result<Response, ApiError> {
-    let name = if req.model.is_empty() { &req.name } else { &req.model };
+    let name = if req.model.is_empty() {
+        &req.name
+    } else {
+        &req.model
+    };
     let m = state.model(name)?;
     let s = &m.model.summary;
     let arch = s.architecture.clone().unwrap_or_default();
@@ -392,7 +401,10 @@ pub async fn detokenize(
             "token id {bad} is outside the vocabulary ({n_vocab})"
         )));
     }
-    Ok(Json(json!({ "model": m.name, "text": m.model.tokenizer.decode(&req.tokens) })).into_response())
+    Ok(
+        Json(json!({ "model": m.name, "text": m.model.tokenizer.decode(&req.tokens) }))
+            .into_response(),
+    )
 }
 
 #[cfg(test)]

@@ -113,12 +113,18 @@ fn message_text(content: &Value) -> Result<String, ApiError> {
             }
             Ok(out)
         }
-        _ => Err(ApiError::BadRequest("message content must be a string or a list of parts".into())),
+        _ => Err(ApiError::BadRequest(
+            "message content must be a string or a list of parts".into(),
+        )),
     }
 }
 
 fn options(c: &CommonParams, logprobs: Option<usize>) -> Result<(Options, usize), ApiError> {
-    let json = match c.response_format.as_ref().map(|rf| rf.get("type").and_then(Value::as_str)) {
+    let json = match c
+        .response_format
+        .as_ref()
+        .map(|rf| rf.get("type").and_then(Value::as_str))
+    {
         None | Some(Some("text")) => None,
         Some(Some("json_object")) => Some(true),
         Some(other) => {
@@ -133,7 +139,9 @@ fn options(c: &CommonParams, logprobs: Option<usize>) -> Result<(Options, usize)
         return Err(ApiError::BadRequest(format!("n must be in 1..={MAX_N}")));
     }
     if n > 1 && c.stream {
-        return Err(ApiError::BadRequest("n > 1 is not supported with stream".into()));
+        return Err(ApiError::BadRequest(
+            "n > 1 is not supported with stream".into(),
+        ));
     }
     Ok((
         Options {
@@ -194,7 +202,9 @@ pub async fn models(State(state): State<AppState>) -> impl IntoResponse {
     let data: Vec<Value> = state
         .models
         .values()
-        .map(|m| json!({"id": m.name, "object": "model", "created": m.loaded_at, "owned_by": "slm"}))
+        .map(
+            |m| json!({"id": m.name, "object": "model", "created": m.loaded_at, "owned_by": "slm"}),
+        )
         .collect();
     Json(json!({"object": "list", "data": data}))
 }
@@ -202,7 +212,11 @@ pub async fn models(State(state): State<AppState>) -> impl IntoResponse {
 fn completion_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("{prefix}-{:x}{:06x}", unix_now(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{:x}{:06x}",
+        unix_now(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub async fn chat_completions(
@@ -211,7 +225,9 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let served = state.model(&req.common.model)?;
     if req.messages.is_empty() || req.messages.len() > 1024 {
-        return Err(ApiError::BadRequest("messages must hold 1 to 1024 messages".into()));
+        return Err(ApiError::BadRequest(
+            "messages must hold 1 to 1024 messages".into(),
+        ));
     }
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
@@ -219,14 +235,19 @@ pub async fn chat_completions(
             .get("role")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::BadRequest("each message needs a role".into()))?;
-        messages.push(ChatMessage::new(role, message_text(m.get("content").unwrap_or(&Value::Null))?));
+        messages.push(ChatMessage::new(
+            role,
+            message_text(m.get("content").unwrap_or(&Value::Null))?,
+        ));
     }
     let prompt = served.model.tokenize_chat(&messages)?;
     let top = match (req.logprobs, req.top_logprobs) {
         (true, Some(n)) if n >= 0 => Some(n as usize),
         (true, None) => Some(0),
         (false, Some(_)) => {
-            return Err(ApiError::BadRequest("top_logprobs requires logprobs: true".into()))
+            return Err(ApiError::BadRequest(
+                "top_logprobs requires logprobs: true".into(),
+            ))
         }
         (true, Some(_)) => return Err(ApiError::BadRequest("top_logprobs must be >= 0".into())),
         (false, None) => None,
@@ -279,7 +300,9 @@ fn sse(
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let events = s
         .map(|v| Ok(SseEvent::default().data(v.to_string())))
-        .chain(stream::once(async { Ok(SseEvent::default().data("[DONE]")) }));
+        .chain(stream::once(async {
+            Ok(SseEvent::default().data("[DONE]"))
+        }));
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -300,7 +323,11 @@ fn chat_stream(
         }
         v
     };
-    let first = chunk(json!({"role": "assistant", "content": ""}), Value::Null, None);
+    let first = chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+        None,
+    );
     let rest = stream::unfold((rx, false), move |(mut rx, finished)| {
         let chunk = chunk.clone();
         async move {
@@ -331,7 +358,10 @@ fn chat_stream(
                         return Some((out, (rx, true)));
                     }
                     Event::Error(e) => {
-                        return Some((vec![json!({"error": {"message": e.to_string()}})], (rx, true)))
+                        return Some((
+                            vec![json!({"error": {"message": e.to_string()}})],
+                            (rx, true),
+                        ))
                     }
                 }
             }
@@ -349,7 +379,9 @@ pub async fn completions(
         OneOrMany::One(s) => s,
         OneOrMany::Many(v) if v.len() == 1 => v.into_iter().next().unwrap_or_default(),
         OneOrMany::Many(_) => {
-            return Err(ApiError::BadRequest("one prompt per request is supported".into()))
+            return Err(ApiError::BadRequest(
+                "one prompt per request is supported".into(),
+            ))
         }
     };
     let prompt = served.model.tokenize_raw(&prompt_text)?;
@@ -403,7 +435,11 @@ pub async fn completions(
             let tokens: Vec<Value> = c
                 .logprobs
                 .iter()
-                .map(|s| json!(String::from_utf8_lossy(&served.model.tokenizer.token_to_piece(s.token))))
+                .map(|s| {
+                    json!(String::from_utf8_lossy(
+                        &served.model.tokenizer.token_to_piece(s.token)
+                    ))
+                })
                 .collect();
             let token_logprobs: Vec<f32> = c.logprobs.iter().map(|s| s.logprob).collect();
             let tops: Vec<Value> = c
@@ -415,7 +451,10 @@ pub async fn completions(
                         .iter()
                         .map(|t| {
                             (
-                                String::from_utf8_lossy(&served.model.tokenizer.token_to_piece(t.id)).into_owned(),
+                                String::from_utf8_lossy(
+                                    &served.model.tokenizer.token_to_piece(t.id),
+                                )
+                                .into_owned(),
                                 json!(t.logprob),
                             )
                         })

@@ -94,34 +94,129 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             out.push_str(&format!("{name}{labels} {v}\n"));
         }
     };
-    metric("slm_requests_total", "counter", "Generation requests received.", vec![(String::new(), g(&m.requests))]);
-    metric("slm_request_errors_total", "counter", "Generation requests that failed.", vec![(String::new(), g(&m.errors))]);
-    metric("slm_prompt_tokens_total", "counter", "Prompt tokens processed.", vec![(String::new(), g(&m.prompt_tokens))]);
-    metric("slm_generated_tokens_total", "counter", "Tokens generated.", vec![(String::new(), g(&m.generated_tokens))]);
-    metric("slm_time_to_first_token_us_sum", "counter", "Sum of time to first token (us).", vec![(String::new(), g(&m.ttft_us_sum))]);
-    metric("slm_time_to_first_token_count", "counter", "Requests with a first token.", vec![(String::new(), g(&m.ttft_count))]);
-    metric("slm_inter_token_latency_us_sum", "counter", "Sum of inter-token latencies (us).", vec![(String::new(), g(&m.itl_us_sum))]);
-    metric("slm_inter_token_latency_count", "counter", "Inter-token gaps measured.", vec![(String::new(), g(&m.itl_count))]);
+    metric(
+        "slm_requests_total",
+        "counter",
+        "Generation requests received.",
+        vec![(String::new(), g(&m.requests))],
+    );
+    metric(
+        "slm_request_errors_total",
+        "counter",
+        "Generation requests that failed.",
+        vec![(String::new(), g(&m.errors))],
+    );
+    metric(
+        "slm_prompt_tokens_total",
+        "counter",
+        "Prompt tokens processed.",
+        vec![(String::new(), g(&m.prompt_tokens))],
+    );
+    metric(
+        "slm_generated_tokens_total",
+        "counter",
+        "Tokens generated.",
+        vec![(String::new(), g(&m.generated_tokens))],
+    );
+    metric(
+        "slm_time_to_first_token_us_sum",
+        "counter",
+        "Sum of time to first token (us).",
+        vec![(String::new(), g(&m.ttft_us_sum))],
+    );
+    metric(
+        "slm_time_to_first_token_count",
+        "counter",
+        "Requests with a first token.",
+        vec![(String::new(), g(&m.ttft_count))],
+    );
+    metric(
+        "slm_inter_token_latency_us_sum",
+        "counter",
+        "Sum of inter-token latencies (us).",
+        vec![(String::new(), g(&m.itl_us_sum))],
+    );
+    metric(
+        "slm_inter_token_latency_count",
+        "counter",
+        "Inter-token gaps measured.",
+        vec![(String::new(), g(&m.itl_count))],
+    );
     let per_model = |f: &dyn Fn(&ServedModel) -> u64| {
         state
             .models
             .values()
-            .map(|s| (format!("{{model=\"{}\"}}", s.name.replace(['"', '\\', '\n'], "_")), f(s)))
+            .map(|s| {
+                (
+                    format!("{{model=\"{}\"}}", s.name.replace(['"', '\\', '\n'], "_")),
+                    f(s),
+                )
+            })
             .collect::<Vec<_>>()
     };
-    metric("slm_queue_depth", "gauge", "Requests waiting for a sequence slot.",
-        per_model(&|s| s.model.engine.handle().stats().queued.load(Ordering::Relaxed) as u64));
-    metric("slm_active_sequences", "gauge", "Sequences being generated.",
-        per_model(&|s| s.model.engine.handle().stats().active.load(Ordering::Relaxed) as u64));
-    metric("slm_prompt_tokens_reused_total", "counter", "Prompt tokens served from the prefix cache.",
-        per_model(&|s| s.model.engine.handle().stats().tokens_reused.load(Ordering::Relaxed) as u64));
-    metric("slm_engine_tokens_generated_total", "counter", "Tokens sampled by the engine (including cancelled requests).",
-        per_model(&|s| s.model.engine.handle().stats().tokens_generated.load(Ordering::Relaxed) as u64));
-    metric("slm_model_loaded", "gauge", "Loaded models.", per_model(&|_| 1));
-    metric("slm_model_weights_bytes", "gauge", "Bytes of weights of each loaded model.",
-        per_model(&|s| s.model.summary.tensor_bytes));
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        out,
-    )
+    metric(
+        "slm_queue_depth",
+        "gauge",
+        "Requests waiting for a sequence slot.",
+        per_model(&|s| {
+            s.model
+                .engine
+                .handle()
+                .stats()
+                .queued
+                .load(Ordering::Relaxed) as u64
+        }),
+    );
+    metric(
+        "slm_active_sequences",
+        "gauge",
+        "Sequences being generated.",
+        per_model(&|s| {
+            s.model
+                .engine
+                .handle()
+                .stats()
+                .active
+                .load(Ordering::Relaxed) as u64
+        }),
+    );
+    metric(
+        "slm_prompt_tokens_reused_total",
+        "counter",
+        "Prompt tokens served from the prefix cache.",
+        per_model(&|s| {
+            s.model
+                .engine
+                .handle()
+                .stats()
+                .tokens_reused
+                .load(Ordering::Relaxed) as u64
+        }),
+    );
+    metric(
+        "slm_engine_tokens_generated_total",
+        "counter",
+        "Tokens sampled by the engine (including cancelled requests).",
+        per_model(&|s| {
+            s.model
+                .engine
+                .handle()
+                .stats()
+                .tokens_generated
+                .load(Ordering::Relaxed) as u64
+        }),
+    );
+    metric(
+        "slm_model_loaded",
+        "gauge",
+        "Loaded models.",
+        per_model(&|_| 1),
+    );
+    metric(
+        "slm_model_weights_bytes",
+        "gauge",
+        "Bytes of weights of each loaded model.",
+        per_model(&|s| s.model.summary.tensor_bytes),
+    );
+    ([("content-type", "text/plain; version=0.0.4")], out)
 }

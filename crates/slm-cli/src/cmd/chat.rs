@@ -35,7 +35,10 @@ pub struct ChatArgs {
 }
 
 pub fn run(args: &ChatArgs) -> Result<()> {
-    let loaded = load(&super::pull::resolve_model_arg(&args.model)?, &args.model_args)?;
+    let loaded = load(
+        &super::pull::resolve_model_arg(&args.model)?,
+        &args.model_args,
+    )?;
     if loaded.template_is_fallback {
         eprintln!(
             "note: {} has no chat template; using ChatML (a base model may not follow it)",

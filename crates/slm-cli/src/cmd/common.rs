@@ -33,7 +33,11 @@ pub struct SamplingArgs {
     #[arg(long = "repeat-penalty", default_value_t = 1.0)]
     pub repeat_penalty: f32,
     /// Last N tokens the repeat penalty looks at (0 = off, -1 = context size)
-    #[arg(long = "repeat-last-n", default_value_t = 64, allow_negative_numbers = true)]
+    #[arg(
+        long = "repeat-last-n",
+        default_value_t = 64,
+        allow_negative_numbers = true
+    )]
     pub repeat_last_n: i64,
     /// Presence penalty (0.0 = off)
     #[arg(long = "presence-penalty", default_value_t = 0.0)]

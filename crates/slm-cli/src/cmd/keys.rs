@@ -51,7 +51,12 @@ pub fn run(args: &KeysArgs) -> Result<()> {
             };
             let (rec, key) = store.add(role, name)?;
             store.save(&path)?;
-            eprintln!("added key {} ({}) to {}; store it now, it is not shown again:", rec.id, role.name(), path.display());
+            eprintln!(
+                "added key {} ({}) to {}; store it now, it is not shown again:",
+                rec.id,
+                role.name(),
+                path.display()
+            );
             println!("{key}");
         }
         KeysAction::List { json } => {
@@ -65,7 +70,13 @@ pub fn run(args: &KeysArgs) -> Result<()> {
             } else {
                 println!("{:<12} {:<7} {:<8} name", "id", "role", "status");
                 for k in &store.keys {
-                    println!("{:<12} {:<7} {:<8} {}", k.id, k.role.name(), if k.revoked { "revoked" } else { "active" }, k.name);
+                    println!(
+                        "{:<12} {:<7} {:<8} {}",
+                        k.id,
+                        k.role.name(),
+                        if k.revoked { "revoked" } else { "active" },
+                        k.name
+                    );
                 }
             }
         }
@@ -97,7 +108,9 @@ pub enum AuditAction {
 pub fn run_audit(args: &AuditArgs) -> Result<()> {
     match &args.action {
         AuditAction::Verify { file } => {
-            let path = file.clone().unwrap_or_else(|| slm_home().join("audit.jsonl"));
+            let path = file
+                .clone()
+                .unwrap_or_else(|| slm_home().join("audit.jsonl"));
             let (n, _) = audit::verify(&path)?;
             println!("{}: {n} records, chain intact", path.display());
         }

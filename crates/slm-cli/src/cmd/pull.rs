@@ -83,7 +83,9 @@ pub fn resolve_model_arg(model: &Path) -> Result<PathBuf> {
         || name.starts_with("./")
         || name.starts_with("../")
         || name.starts_with('~')
-        || (name.ends_with(".gguf") && !name.starts_with("hf.co/") && !name.starts_with("huggingface.co/"));
+        || (name.ends_with(".gguf")
+            && !name.starts_with("hf.co/")
+            && !name.starts_with("huggingface.co/"));
     if path_like {
         return Ok(model.to_path_buf());
     }

@@ -64,7 +64,10 @@ pub fn run(args: &RunArgs) -> Result<()> {
             s
         }
     };
-    let loaded = load(&super::pull::resolve_model_arg(&args.model)?, &args.model_args)?;
+    let loaded = load(
+        &super::pull::resolve_model_arg(&args.model)?,
+        &args.model_args,
+    )?;
     let use_template = !args.raw && !loaded.template_is_fallback;
     let ids = if use_template {
         loaded.tokenize_chat(&[ChatMessage {
