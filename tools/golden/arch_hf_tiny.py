@@ -249,7 +249,7 @@ def main():
                 "cases": cases,
             }
             with open(OUT / f"tiny-{arch}-logits.json", "w") as f:
-                json.dump(doc, f)
+                json.dump(doc, f, separators=(",", ":"))
                 f.write("\n")
             print(f"{arch}: {gguf_path.stat().st_size} B gguf, mean logit std {spread:.3f}")
 

@@ -79,7 +79,12 @@ def main():
     for key, fname in MODELS.items():
         path = Path(args.material) / fname
         llm = llama_cpp.Llama(
-            model_path=str(path), n_ctx=256, n_batch=256, n_threads=2, verbose=False
+            model_path=str(path),
+            n_ctx=256,
+            n_batch=256,
+            n_threads=2,
+            logits_all=True,
+            verbose=False,
         )
         results = []
         for prompt in PROMPTS:
@@ -100,7 +105,7 @@ def main():
             "meta": {
                 "model": f"{fname} (sha256 {sha256(path)[:16]}...)",
                 "engine": f"llama.cpp via llama-cpp-python {llama_cpp.__version__} (CPU), "
-                "Llama(n_ctx=256, n_batch=256, n_threads=2), prompt in one eval, then one token "
+                "Llama(n_ctx=256, n_batch=256, n_threads=2, logits_all=True), prompt in one eval, then one token "
                 "per eval; log-softmax of llama.cpp's logits in float64",
                 "script": "tools/golden/arch_llamacpp_greedy.py",
             },

@@ -138,8 +138,10 @@ impl HParams {
         let rope_freq_base =
             key_f32(g, arch, "rope.freq_base", Some(10_000.0))?.unwrap_or(10_000.0);
         let rope_freq_scale = rope_scale(g, arch)?;
+        // A window of 0 (as Phi-4-mini GGUFs carry) means no sliding window.
         let sliding_window = match g.get(&format!("{arch}.attention.sliding_window")) {
             None => None,
+            Some(v) if v.as_u64() == Some(0) => None,
             Some(_) => Some(key_u64(g, arch, "attention.sliding_window", None, MAX_CTX)? as u32),
         };
         let n_vocab = g

@@ -3,6 +3,9 @@
 //! - [`arch`]: the [`Architecture`] trait, the registry (one line per architecture) and
 //!   [`Model`], which loads a GGUF file and runs batches.
 //! - [`gemma3`]: Gemma 3, one file (its header lists its deviations from Llama).
+//! - [`llama`]: the Llama decoder (SmolLM2, Llama 3) and the variants built on it, one file
+//!   each: [`qwen2`] (q/k/v bias), [`qwen3`] (QK-norm), [`phi3`] (fused QKV and gate/up,
+//!   partial rotary, LongRoPE).
 //! - [`layers`]: shared blocks (threads, quantized linear, multi-sequence attention, gated FFN).
 //! - [`batch`], [`kv_cache`]: the batch (token, position, sequence, logits wanted) and the
 //!   multi-sequence KV cache with sliding-window trimming.

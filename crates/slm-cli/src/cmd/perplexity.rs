@@ -74,7 +74,12 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
         &tokens,
         args.ctx_size,
         n_chunks,
-        tokenizer.bos(),
+        // llama-perplexity puts BOS first in each chunk only for models that add one.
+        if tokenizer.add_bos() {
+            tokenizer.bos()
+        } else {
+            None
+        },
         |i, ppl| {
             if !json {
                 eprint!("[{}]{ppl:.4},", i + 1);
