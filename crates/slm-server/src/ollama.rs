@@ -413,6 +413,6 @@ mod tests {
     fn rfc3339_dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(super::rfc3339(1_796_083_200), "2026-11-30T00:00:00Z");
+        assert_eq!(super::rfc3339(1_796_083_200), "2026-12-01T00:00:00Z");
     }
 }
