@@ -112,6 +112,35 @@ toks = json.load(urllib.request.urlopen(req))["tokens"]
 req = urllib.request.Request(f"{base}/api/detokenize", data=json.dumps({"model": model, "tokens": toks}).encode(),
                              headers={"content-type": "application/json"})
 check("tokenize/detokenize round trip", json.load(urllib.request.urlopen(req))["text"] == "Hello world", toks)
+def engine_tokens():
+    text = urllib.request.urlopen(f"{base}/metrics").read().decode()
+    return sum(int(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("slm_engine_tokens_generated_total{"))
+
+
+# A client that goes away mid-stream cancels its generation: the engine stops sampling for it.
+import http.client
+import time
+from urllib.parse import urlparse
+
+before = engine_tokens()
+u = urlparse(base)
+conn = http.client.HTTPConnection(u.hostname, u.port)
+conn.request("POST", "/v1/completions", body=json.dumps(
+    {"model": model, "prompt": "Once upon a time", "max_tokens": 1000, "temperature": 0, "stream": True}),
+    headers={"content-type": "application/json"})
+resp = conn.getresponse()
+for _ in range(4):
+    resp.readline()
+conn.sock.close()
+conn.close()
+time.sleep(1.0)
+after_close = engine_tokens()
+time.sleep(1.5)
+settled = engine_tokens()
+check("disconnect cancels generation", settled == after_close and settled - before < 100,
+      (before, after_close, settled))
+
 metrics = urllib.request.urlopen(f"{base}/metrics").read().decode()
 check("metrics", "slm_generated_tokens_total" in metrics and "slm_queue_depth" in metrics)
 
