@@ -18,6 +18,9 @@ pub struct Perplexity {
     /// Running perplexity after each chunk (what llama-perplexity prints as `[i]value`).
     pub per_chunk: Vec<f64>,
     pub n_scored: usize,
+    /// Standard error of `ppl`, as llama-perplexity prints it after `+/-`:
+    /// ppl * sqrt(var(nll) / (n - 1)).
+    pub ppl_uncertainty: f64,
 }
 
 /// `-log softmax(logits)[target]`, in f64.
@@ -62,7 +65,7 @@ pub fn perplexity(
     let first = n_ctx / 2;
     let seq: SeqId = 0;
     let mut kv = model.new_kv_cache(n_ctx as u32);
-    let (mut sum, mut count) = (0.0f64, 0usize);
+    let (mut sum, mut sum2, mut count) = (0.0f64, 0.0f64, 0usize);
     let mut per_chunk = Vec::with_capacity(n_chunks);
     for c in 0..n_chunks {
         let chunk = &tokens[c * n_ctx..(c + 1) * n_ctx];
@@ -77,15 +80,27 @@ pub fn perplexity(
             let row = logits
                 .get(j)
                 .ok_or_else(|| ModelError::Perplexity(format!("no logits for position {j}")))?;
-            sum += nll(row, chunk[j + 1]);
+            let v = nll(row, chunk[j + 1]);
+            sum += v;
+            sum2 += v * v;
             count += 1;
         }
         let ppl = (sum / count as f64).exp();
         per_chunk.push(ppl);
         on_chunk(c, ppl);
     }
+    let n = count as f64;
+    let mean = sum / n;
+    let var = (sum2 / n - mean * mean).max(0.0);
+    let ppl = mean.exp();
+    let ppl_uncertainty = if count > 1 {
+        ppl * (var / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
     Ok(Perplexity {
-        ppl: (sum / count as f64).exp(),
+        ppl,
+        ppl_uncertainty,
         per_chunk,
         n_scored: count,
     })

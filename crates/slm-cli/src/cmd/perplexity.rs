@@ -95,6 +95,7 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
             "chunks": n_chunks,
             "tokens_scored": result.n_scored,
             "ppl": result.ppl,
+            "ppl_uncertainty": result.ppl_uncertainty,
             "per_chunk": result.per_chunk,
             "seconds": secs,
             "tokens_per_second": (n_chunks * args.ctx_size) as f64 / secs,
@@ -103,8 +104,9 @@ pub fn run(args: &PerplexityArgs) -> Result<()> {
     } else {
         eprintln!();
         println!(
-            "Final estimate: PPL = {:.4} over {} scored tokens ({:.1} s, {:.1} tokens/s)",
+            "Final estimate: PPL = {:.4} +/- {:.5} over {} scored tokens ({:.1} s, {:.1} tokens/s)",
             result.ppl,
+            result.ppl_uncertainty,
             result.n_scored,
             secs,
             (n_chunks * args.ctx_size) as f64 / secs
