@@ -31,6 +31,7 @@ use crate::layers::attention::{attention, AttnShape};
 use crate::layers::ffn::{GatedAct, GatedFfn};
 use crate::layers::linear::linear;
 use crate::layers::norm::rms_norm_rows;
+use crate::layers::select_rows;
 use crate::weights::{self, Weight};
 
 /// One transformer block's weights.
@@ -132,15 +133,6 @@ pub fn load(file: &GgufFile, hp: HParams) -> Result<Box<dyn crate::arch::Archite
         output_norm,
         layers,
     }))
-}
-
-/// Keep only rows `rows` of `x` (n, row_len).
-fn select_rows(x: &[f32], row_len: usize, rows: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows.len() * row_len);
-    for &r in rows {
-        out.extend_from_slice(&x[r * row_len..(r + 1) * row_len]);
-    }
-    out
 }
 
 impl Architecture for Gemma3 {

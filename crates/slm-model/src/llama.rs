@@ -28,6 +28,7 @@ use crate::kv_cache::{KvCache, KvSpec};
 use crate::layers::attention::{attention, AttnShape};
 use crate::layers::ffn::{GatedAct, GatedFfn};
 use crate::layers::linear::linear;
+use crate::layers::select_rows;
 use crate::weights::{self, Weight};
 
 /// What a family changes in the Llama block.
@@ -160,15 +161,6 @@ fn add_bias(y: &mut [f32], b: &Option<Vec<f32>>) {
             ops::add_assign(row, b);
         }
     }
-}
-
-/// Keep only rows `rows` of `x` (n, row_len).
-fn select_rows(x: &[f32], row_len: usize, rows: &[usize]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(rows.len() * row_len);
-    for &r in rows {
-        out.extend_from_slice(&x[r * row_len..(r + 1) * row_len]);
-    }
-    out
 }
 
 impl Decoder {
