@@ -1,0 +1,1 @@
+//! GGUF -> GGUF quantization with llama.cpp's per-tensor type policies.
