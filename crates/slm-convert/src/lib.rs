@@ -2,6 +2,7 @@
 //!
 //! - [`hf`]: Hugging Face safetensors + config.json + tokenizer.json -> GGUF, with the same
 //!   metadata keys, tensor names and layouts as llama.cpp's `convert_hf_to_gguf.py`.
+//! - [`imatrix`]: importance-matrix files (llama.cpp's GGUF imatrix format).
 //! - [`quantize`]: GGUF -> GGUF re-quantization with llama.cpp's per-tensor type policies
 //!   (file-type mixes, row-size fallbacks, imatrix, overrides).
 
@@ -9,6 +10,7 @@
 
 mod error;
 pub mod hf;
+pub mod imatrix;
 pub mod quantize;
 
 pub use error::{Error, Result};
