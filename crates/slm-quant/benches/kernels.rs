@@ -2,18 +2,22 @@
 //! memory traffic): `cargo bench -p slm-quant --bench kernels [-- --types Q4_K,Q8_0]`.
 //!
 //! `x4` rows: the four-token prefill kernel (GMAC/s counts all four tokens).
-//! Time is this thread's CPU time (Linux `/proc/thread-self/schedstat`), falling back to wall
-//! time, so a busy shared machine inflates the figures less.
+//! Timing: many short windows (4 passes over 32 rows of 2048), kernels of one type interleaved
+//! window by window, best window kept: a window that was preempted only gets slower, so the
+//! best one is stable on a loaded machine (whole-run CPU or wall time is not).
+//!
+//! `-- --compare [--types ..]`: the kernels before the 2026-11 rewrite (`kernels_old/`, Q4_K,
+//! Q5_K, Q5_0, Q6_K) against the library's AVX2 ones, interleaved in short windows, best window of
+//! many (a preempted window only gets slower, so the minimum is stable on a loaded machine).
 
 use slm_quant::kernels::half::f32_to_f16;
 use slm_quant::kernels::{ActType, Kernels, SimdLevel};
 use slm_quant::GgmlType;
 use std::time::Instant;
 
-fn cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
+#[cfg(target_arch = "x86_64")]
+#[path = "kernels_old/mod.rs"]
+mod old;
 
 fn scale_fields(ty: GgmlType) -> &'static [usize] {
     use GgmlType as T;
@@ -55,80 +59,201 @@ fn main() {
             types = list.split(',').filter_map(GgmlType::from_name).collect();
         }
     }
+    if args.iter().any(|a| a == "--compare") {
+        let rows = args
+            .iter()
+            .position(|a| a == "--rows")
+            .and_then(|i| args.get(i + 1)?.parse().ok())
+            .unwrap_or(32);
+        compare(&types, rows);
+        return;
+    }
     let (rows, cols) = (32usize, 2048usize);
-    let mut rng = fastrand::Rng::with_seed(3);
     println!(
-        "{:<7} {:<7} {:>12} {:>10}",
+        "{:<7} {:<9} {:>12} {:>10}",
         "type", "level", "GB/s(wts)", "GMAC/s"
     );
     for ty in types {
-        let rb = ty.row_bytes(cols as u64).expect("blocks") as usize;
-        let mut w = vec![0u8; rb * rows];
-        rng.fill(&mut w);
-        match ty {
-            GgmlType::F32 => w.chunks_exact_mut(4).for_each(|c| c[3] &= 0x3f),
-            GgmlType::F16 | GgmlType::BF16 => w.chunks_exact_mut(2).for_each(|c| c[1] &= 0x3b),
-            _ => {
-                for blk in w.chunks_exact_mut(ty.type_size() as usize) {
-                    for &o in scale_fields(ty) {
-                        blk[o..o + 2].copy_from_slice(&f32_to_f16(0.01).to_le_bytes());
-                    }
-                }
-            }
-        }
-        let x: Vec<f32> = (0..cols).map(|_| rng.f32() - 0.5).collect();
+        let k_any = Kernels::get();
+        let (w, a, rb, x) = test_data(ty, rows, cols, k_any);
+        let a4: Vec<u8> = a.iter().cycle().take(4 * a.len()).copied().collect();
+        let mut runs: Vec<(String, usize, Run)> = Vec::new();
         for level in SimdLevel::available() {
             let k = Kernels::for_level(level).expect("available");
             let act = ActType::for_weight(ty).expect("kernel");
-            let mut a = vec![0u8; act.row_bytes(cols)];
-            (k.quantize(act))(&x, &mut a);
+            let mut al = vec![0u8; act.row_bytes(cols)];
+            // Each level's own quantizer (bytes are identical across levels anyway).
+            (k.quantize(act))(&x, &mut al);
             let dot = k.vec_dot(ty).expect("kernel");
-            let reps = if level == SimdLevel::Scalar { 20 } else { 200 };
-            let mut sink = 0f32;
-            let (t0, c0) = (Instant::now(), cpu_ns());
-            for _ in 0..reps {
-                for r in 0..rows {
-                    sink += dot(cols, &w[r * rb..(r + 1) * rb], &a);
-                }
-            }
-            let secs = match (c0, cpu_ns()) {
-                (Some(a0), Some(a1)) if a1 > a0 => (a1 - a0) as f64 * 1e-9,
-                _ => t0.elapsed().as_secs_f64(),
-            };
-            std::hint::black_box(sink);
-            let n = (reps * rows) as f64;
-            println!(
-                "{:<7} {:<7} {:>12.2} {:>10.2}",
-                ty.name(),
-                level.name(),
-                n * rb as f64 / secs / 1e9,
-                n * cols as f64 / secs / 1e9
-            );
-            // Four activation rows per weight row (prefill kernel), if the level has one.
+            let (w, al2) = (&w, al.clone());
+            runs.push((
+                level.name().to_string(),
+                1,
+                Box::new(move || {
+                    (0..rows)
+                        .map(|r| dot(cols, &w[r * rb..(r + 1) * rb], &al2))
+                        .sum()
+                }),
+            ));
             if let Some(dot4) = k.vec_dot4(ty) {
-                let a4: Vec<u8> = a.iter().cycle().take(4 * a.len()).copied().collect();
-                let mut out = [0f32; 4];
-                let (t0, c0) = (Instant::now(), cpu_ns());
-                for _ in 0..reps / 4 {
-                    for r in 0..rows {
-                        dot4(cols, &w[r * rb..(r + 1) * rb], &a4, a.len(), &mut out);
-                        sink += out[0];
-                    }
-                }
-                let secs = match (c0, cpu_ns()) {
-                    (Some(a0), Some(a1)) if a1 > a0 => (a1 - a0) as f64 * 1e-9,
-                    _ => t0.elapsed().as_secs_f64(),
-                };
-                std::hint::black_box(sink);
-                let n4 = (reps / 4 * rows * 4) as f64;
-                println!(
-                    "{:<7} {:<7} {:>12} {:>10.2}",
-                    ty.name(),
+                let a4 = &a4;
+                let stride = a.len();
+                runs.push((
                     format!("{}x4", level.name()),
-                    "-",
-                    n4 * cols as f64 / secs / 1e9
-                );
+                    4,
+                    Box::new(move || {
+                        let mut out = [0f32; 4];
+                        let mut s = 0f32;
+                        for r in 0..rows {
+                            dot4(cols, &w[r * rb..(r + 1) * rb], a4, stride, &mut out);
+                            s += out[0];
+                        }
+                        s
+                    }),
+                ));
             }
         }
+        let best = best_windows(&runs, 600);
+        for ((label, tokens, _), ns) in runs.iter().zip(best) {
+            let calls = (4 * rows) as f64;
+            println!(
+                "{:<7} {:<9} {:>12} {:>10.2}",
+                ty.name(),
+                label,
+                if *tokens == 1 {
+                    format!("{:.2}", calls * rb as f64 / ns)
+                } else {
+                    "-".to_string()
+                },
+                calls * (cols * tokens) as f64 / ns
+            );
+        }
+    }
+}
+
+/// One kernel run over all rows (labelled, with its tokens per call in the tuples above).
+type Run<'a> = Box<dyn Fn() -> f32 + 'a>;
+
+/// Runs every closure in windows of 4 calls, interleaved, `rounds` times; returns the best
+/// window time of each, in ns.
+fn best_windows(runs: &[(String, usize, Run)], rounds: usize) -> Vec<f64> {
+    let mut best = vec![f64::MAX; runs.len()];
+    let mut sink = 0f32;
+    for _ in 0..rounds {
+        for (k, (_, _, f)) in runs.iter().enumerate() {
+            let t = Instant::now();
+            for _ in 0..4 {
+                sink += f();
+            }
+            best[k] = best[k].min(t.elapsed().as_nanos() as f64);
+        }
+    }
+    std::hint::black_box(sink);
+    best
+}
+
+/// Random weight rows of `ty` with sane scales (finite floats for the float types), the
+/// activation row `x` and its quantized form.
+fn test_data(
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    k: &Kernels,
+) -> (Vec<u8>, Vec<u8>, usize, Vec<f32>) {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let rb = ty.row_bytes(cols as u64).expect("blocks") as usize;
+    let mut w = vec![0u8; rb * rows];
+    rng.fill(&mut w);
+    match ty {
+        GgmlType::F32 => w.chunks_exact_mut(4).for_each(|c| c[3] &= 0x3f),
+        GgmlType::F16 | GgmlType::BF16 => w.chunks_exact_mut(2).for_each(|c| c[1] &= 0x3b),
+        _ => {
+            for blk in w.chunks_exact_mut(ty.type_size() as usize) {
+                for &o in scale_fields(ty) {
+                    blk[o..o + 2].copy_from_slice(&f32_to_f16(0.01).to_le_bytes());
+                }
+            }
+        }
+    }
+    let x: Vec<f32> = (0..cols).map(|_| rng.f32() - 0.5).collect();
+    let act = ActType::for_weight(ty).expect("kernel");
+    let mut a = vec![0u8; act.row_bytes(cols)];
+    (k.quantize(act))(&x, &mut a);
+    (w, a, rb, x)
+}
+
+/// Old vs new kernels (AVX2, and AVX-512 where the CPU has it), interleaved windows; prints
+/// the best ns per 256 weights of each.
+fn compare(types: &[GgmlType], rows: usize) {
+    let Some(k2) = Kernels::for_level(SimdLevel::Avx2) else {
+        println!("no AVX2 on this CPU");
+        return;
+    };
+    let k512 = Kernels::for_level(SimdLevel::Avx512);
+    let cols = 2048usize;
+    println!(
+        "{:<6} {:>10} {:>10} {:>10} {:>8} {:>8}  (best window, ns per 256 weights; rows {rows}x{cols})",
+        "type", "old", "avx2", "avx512", "avx2/old", "512/old"
+    );
+    for &ty in types {
+        let Some(old_fn) = old_kernel(ty) else {
+            continue;
+        };
+        let (w, a, rb, _) = test_data(ty, rows, cols, k2);
+        let new2 = k2.vec_dot(ty).expect("kernel");
+        let new512 = k512.and_then(|k| k.vec_dot(ty)).unwrap_or(new2);
+        let nb = cols / ty.block_size() as usize;
+        let mut sink = 0f32;
+        let mut best = [f64::MAX; 3];
+        for round in 0..128_000 / rows {
+            for pass in 0..3 {
+                // Rotate which goes first.
+                let which = (pass + round) % 3;
+                let t = Instant::now();
+                for _ in 0..4 {
+                    for r in 0..rows {
+                        let wr = &w[r * rb..(r + 1) * rb];
+                        sink += match which {
+                            // SAFETY: AVX2 checked above; `wr`/`a` hold `nb` whole blocks.
+                            0 => unsafe { old_fn(nb, wr.as_ptr(), a.as_ptr()) },
+                            1 => new2(cols, wr, &a),
+                            _ => new512(cols, wr, &a),
+                        };
+                    }
+                }
+                let ns = t.elapsed().as_nanos() as f64 / (4 * rows * cols / 256) as f64;
+                best[which] = best[which].min(ns);
+            }
+        }
+        std::hint::black_box(sink);
+        println!(
+            "{:<6} {:>10.2} {:>10.2} {:>10.2} {:>8.3} {:>8.3}",
+            ty.name(),
+            best[0],
+            best[1],
+            best[2],
+            best[1] / best[0],
+            best[2] / best[0]
+        );
+    }
+}
+
+type OldFn = unsafe fn(usize, *const u8, *const u8) -> f32;
+
+fn old_kernel(ty: GgmlType) -> Option<OldFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Some(match ty {
+            GgmlType::Q4_K => old::q4_k as OldFn,
+            GgmlType::Q5_0 => old::q5_0 as OldFn,
+            GgmlType::Q6_K => old::q6_k as OldFn,
+            GgmlType::Q5_K => old::q5_k as OldFn,
+            _ => return None,
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
     }
 }

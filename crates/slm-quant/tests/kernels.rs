@@ -186,17 +186,35 @@ fn four_row_kernels_match_the_scalar_dot() {
         }
     }
     if SimdLevel::Avx2.is_supported() {
-        assert!(covered >= 9, "AVX2 four-row kernels missing");
+        assert!(covered >= 12, "AVX2 four-row kernels missing");
     }
 }
 
 #[test]
 fn avx2_has_native_kernels_for_every_type() {
-    if let Some(k) = Kernels::for_level(SimdLevel::Avx2) {
-        for &ty in TYPES {
-            assert!(k.is_native(ty), "{ty}");
+    for level in [SimdLevel::Avx2, SimdLevel::Avx512] {
+        if let Some(k) = Kernels::for_level(level) {
+            for &ty in TYPES {
+                assert!(k.is_native(ty), "{level:?} {ty}");
+            }
         }
     }
+}
+
+/// The `avx512` level must really run its own Q5_0 kernel (not the AVX2 one), or the level
+/// tests above would not cover it.
+#[test]
+fn avx512_level_has_its_own_q5_0_kernel() {
+    let (Some(k2), Some(k512)) = (
+        Kernels::for_level(SimdLevel::Avx2),
+        Kernels::for_level(SimdLevel::Avx512),
+    ) else {
+        eprintln!("no AVX-512 VNNI on this CPU: nothing to check");
+        return;
+    };
+    let f2 = k2.vec_dot(GgmlType::Q5_0).expect("kernel") as usize;
+    let f512 = k512.vec_dot(GgmlType::Q5_0).expect("kernel") as usize;
+    assert_ne!(f2, f512);
 }
 
 fn act_inputs(rng: &mut fastrand::Rng, n: usize) -> Vec<Vec<f32>> {
@@ -328,6 +346,7 @@ fn f32_as_bytes_is_little_endian() {
 fn env_override_names_parse() {
     assert_eq!(SimdLevel::from_name("scalar"), Some(SimdLevel::Scalar));
     assert_eq!(SimdLevel::from_name(" AVX2 "), Some(SimdLevel::Avx2));
+    assert_eq!(SimdLevel::from_name("avx512"), Some(SimdLevel::Avx512));
     assert_eq!(SimdLevel::from_name("neon"), None);
     assert!(SimdLevel::available().contains(&SimdLevel::Scalar));
     assert!(SimdLevel::available().contains(&slm_quant::kernels::level()));
@@ -349,6 +368,11 @@ fn slm_simd_env_forces_the_level() {
         cases.push(("avx2", "avx2"));
     } else {
         cases.push(("avx2", "scalar"));
+    }
+    if SimdLevel::Avx512.is_supported() {
+        cases.push(("avx512", "avx512"));
+    } else {
+        cases.push(("avx512", SimdLevel::detect().name()));
     }
     for (value, expect) in cases {
         let out = std::process::Command::new(&exe)

@@ -8,7 +8,10 @@
 //!   streams its weights from memory, and Gemma 3 270M's output matrix 262144x640 (one call per
 //!   pass; only types with 32-element blocks, if it fits in `--mib`); GB/s counts weight bytes, % is of the measured bandwidth
 //!   with the same thread count;
-//! - prefill: n_tokens = 64 over 1/16 of the stack, best of 2; GFLOP/s = 2 * rows * cols * tokens / s.
+//! - prefill: n_tokens = 64 over 1/16 of the stack, best of 2; GFLOP/s = 2 * rows * cols * tokens / s;
+//! - `call GB/s`: the fastest single decode call of all rounds (weights still from memory: each
+//!   call reads another copy). On a loaded machine whole passes are rarely undisturbed but
+//!   single calls often are, so this column is the one to compare there (A/B in one run).
 
 use slm_quant::kernels::half::f32_to_f16;
 use slm_quant::kernels::Kernels;
@@ -159,10 +162,21 @@ fn main() {
             p.n_threads()
         );
     }
-    println!("(each row below: best of {ROUNDS} rounds of [256 MiB read, decode pass]; % = decode / read)");
     println!(
-        "\n{:<7} {:>10} {:>3} | {:>7} | {:>8} {:>8} {:>6} | {:>14}",
-        "type", "shape", "thr", "bw GB/s", "dec GB/s", "GFLOP/s", "% bw", "prefill GFLOP/s"
+        "(each row below: best of {ROUNDS} rounds of [{} MiB read, decode pass]; % = decode / read)",
+        a.mib
+    );
+    println!(
+        "\n{:<7} {:>10} {:>3} | {:>7} | {:>8} {:>8} {:>6} | {:>14} | {:>9}",
+        "type",
+        "shape",
+        "thr",
+        "bw GB/s",
+        "dec GB/s",
+        "GFLOP/s",
+        "% bw",
+        "prefill GFLOP/s",
+        "call GB/s"
     );
     for &ty in &a.types {
         let mut buf = raw.clone();
@@ -190,12 +204,15 @@ fn main() {
                 // Decode: best of ROUNDS passes over all copies, each after a bandwidth pass
                 // (the machine may be shared: both see the same conditions).
                 let mut best = f64::MAX;
+                let mut best_call = f64::MAX;
                 let mut b = 0f64;
                 for _ in 0..ROUNDS {
                     b = b.max(bandwidth_gbs(p, &raw, 1));
                     let t = Instant::now();
                     for m in &mats {
+                        let tc = Instant::now();
                         matmul(p, m, &x[..cols], &mut y[..rows], 1).expect("matmul");
+                        best_call = best_call.min(tc.elapsed().as_secs_f64());
                     }
                     best = best.min(t.elapsed().as_secs_f64());
                 }
@@ -214,7 +231,7 @@ fn main() {
                 }
                 let pre = 2.0 * (rows * cols * 64 * n_pre) as f64 / best_pre / 1e9;
                 println!(
-                    "{:<7} {:>10} {:>3} | {:>7.1} | {:>8.2} {:>8.2} {:>5.0}% | {:>14.2}",
+                    "{:<7} {:>10} {:>3} | {:>7.1} | {:>8.2} {:>8.2} {:>5.0}% | {:>14.2} | {:>9.2}",
                     ty.name(),
                     format!("{rows}x{cols}"),
                     p.n_threads(),
@@ -222,7 +239,8 @@ fn main() {
                     gbs,
                     gflops,
                     100.0 * gbs / b,
-                    pre
+                    pre,
+                    mat_bytes as f64 / best_call / 1e9
                 );
             }
         }

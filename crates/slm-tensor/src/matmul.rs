@@ -13,8 +13,10 @@
 //!   activation quantization and one pool call.
 //! - Activations are converted once per call to the weight type's activation format
 //!   (Q8_0 / Q8_1 / Q8_K; F32 weights use `x` as is), in parallel over tokens.
-//! - Work is split over chunks of rows (about 8 per thread), taken dynamically by the threads
-//!   ([`ThreadPool::run_chunks`]), so a thread slowed by other load does not hold up the call.
+//! - Work is split over chunks of rows (decode: about 32 per thread, prefill: about 8), taken
+//!   dynamically by the threads in guided runs of consecutive chunks ([`ThreadPool::run_ranges`]:
+//!   long contiguous streams first, small grabs at the end), so a thread slowed by other load
+//!   does not hold up the call.
 //! - Decode (`n_tokens == 1`) streams each weight row once. Prefill walks each chunk in tiles
 //!   of rows that fit in L2 (48 KiB of weights) and runs every token over a tile before moving
 //!   on, so weights are read from memory once per call; where the level has one, a 4-token
@@ -327,11 +329,11 @@ fn quantize_activations(
     });
 }
 
-/// The output pieces of one chunk of rows of matrix `m`: `pieces[t]` = y_m[t][r0..r0 + len].
-struct Chunk<'y> {
+/// One chunk of rows of matrix `m`: its output pieces `pieces[t]` = y_m[t][r0..r0 + len].
+struct Chunk<'p, 'y> {
     m: usize,
     r0: usize,
-    pieces: Vec<&'y mut [f32]>,
+    pieces: &'p mut [&'y mut [f32]],
 }
 
 fn compute(
@@ -344,77 +346,96 @@ fn compute(
 ) {
     let cols = mats[0].w.cols;
     let nt = pool.n_threads();
-    // Chunks: about 8 per thread over all matrices, for dynamic balance; a multiple of 4 rows.
+    // Chunks: a multiple of 4 rows. Decode: small chunks (about 32 per thread) handed out in
+    // guided runs of consecutive chunks, so each thread streams a long contiguous run of rows
+    // and the last grabs are small. Prefill: about 8 per thread, each tiled below.
     let total_rows: usize = mats.iter().map(|p| p.w.rows).sum();
-    let target = if nt == 1 { mats.len() } else { nt * 8 };
+    let per_thread = if n_tokens == 1 { 32 } else { 8 };
+    let target = if nt == 1 { mats.len() } else { nt * per_thread };
     let chunk_rows = total_rows
         .div_ceil(target.max(1))
         .next_multiple_of(4)
         .max(4);
-    let mut chunks: Vec<Chunk> = Vec::new();
+    // (matrix, first row) of every chunk, and their output pieces chunk-major.
+    let mut heads: Vec<(usize, usize)> = Vec::new();
+    let mut pieces: Vec<&mut [f32]> = Vec::new();
     for (m, (p, y)) in mats.iter().zip(ys.iter_mut()).enumerate() {
         let rows = p.w.rows;
         if rows == 0 {
             continue;
         }
-        let first = chunks.len();
-        for c in 0..rows.div_ceil(chunk_rows) {
-            chunks.push(Chunk {
-                m,
-                r0: c * chunk_rows,
-                pieces: Vec::with_capacity(n_tokens),
-            });
-        }
-        for yt in y.chunks_exact_mut(rows) {
-            let mut rest = yt;
-            for ch in &mut chunks[first..] {
-                let take = chunk_rows.min(rest.len());
-                let (head, tail) = rest.split_at_mut(take);
-                ch.pieces.push(head);
-                rest = tail;
+        let n_chunks = rows.div_ceil(chunk_rows);
+        let first = pieces.len();
+        let mut per_token: Vec<std::slice::ChunksMut<'_, f32>> = y
+            .chunks_exact_mut(rows)
+            .map(|yt| yt.chunks_mut(chunk_rows))
+            .collect();
+        for c in 0..n_chunks {
+            heads.push((m, c * chunk_rows));
+            for it in per_token.iter_mut() {
+                if let Some(piece) = it.next() {
+                    pieces.push(piece);
+                }
             }
         }
+        debug_assert_eq!(pieces.len() - first, n_chunks * n_tokens);
     }
-    let chunks: Vec<Mutex<Chunk>> = chunks.into_iter().map(Mutex::new).collect();
-    pool.run_chunks(chunks.len(), |c| {
-        let Some(chunk) = chunks.get(c) else { return };
-        let mut g = chunk.lock().unwrap_or_else(PoisonError::into_inner);
-        let ch = &mut *g;
-        let p = &mats[ch.m];
-        let (w, rb, dot) = (&p.w, p.rb, p.dot);
-        let n_rows = ch.pieces.first().map_or(0, |x| x.len());
-        if n_tokens == 1 {
-            let a = &acts[..arb];
-            for (k, o) in ch.pieces[0].iter_mut().enumerate() {
-                *o = dot(cols, w.row(ch.r0 + k, rb), a);
-            }
-            return;
-        }
-        let tile_rows = (TILE_BYTES / rb.max(1)).clamp(1, n_rows.max(1));
-        let mut r0 = 0;
-        while r0 < n_rows {
-            let r1 = (r0 + tile_rows).min(n_rows);
-            let mut t = 0;
-            if let Some(dot4) = p.dot4 {
-                let mut out = [0f32; 4];
-                while t + 4 <= n_tokens {
-                    let a = &acts[t * arb..(t + 4) * arb];
-                    for k in r0..r1 {
-                        dot4(cols, w.row(ch.r0 + k, rb), a, arb, &mut out);
-                        for (j, &v) in out.iter().enumerate() {
-                            ch.pieces[t + j][k] = v;
-                        }
-                    }
-                    t += 4;
-                }
-            }
-            for (tt, piece) in ch.pieces.iter_mut().enumerate().skip(t) {
-                let a = &acts[tt * arb..(tt + 1) * arb];
-                for k in r0..r1 {
-                    piece[k] = dot(cols, w.row(ch.r0 + k, rb), a);
-                }
-            }
-            r0 = r1;
+    let chunks: Vec<Mutex<Chunk>> = heads
+        .iter()
+        .zip(pieces.chunks_mut(n_tokens))
+        .map(|(&(m, r0), pieces)| Mutex::new(Chunk { m, r0, pieces }))
+        .collect();
+    pool.run_ranges(chunks.len(), |range| {
+        for chunk in &chunks[range] {
+            let mut g = chunk.lock().unwrap_or_else(PoisonError::into_inner);
+            run_chunk(&mut g, mats, acts, arb, cols, n_tokens);
         }
     });
+}
+
+/// All products of one chunk of rows with every token.
+fn run_chunk(
+    ch: &mut Chunk,
+    mats: &[Prepared],
+    acts: &[u8],
+    arb: usize,
+    cols: usize,
+    n_tokens: usize,
+) {
+    let p = &mats[ch.m];
+    let (w, rb, dot) = (&p.w, p.rb, p.dot);
+    let n_rows = ch.pieces.first().map_or(0, |x| x.len());
+    if n_tokens == 1 {
+        let a = &acts[..arb];
+        for (k, o) in ch.pieces[0].iter_mut().enumerate() {
+            *o = dot(cols, w.row(ch.r0 + k, rb), a);
+        }
+        return;
+    }
+    let tile_rows = (TILE_BYTES / rb.max(1)).clamp(1, n_rows.max(1));
+    let mut r0 = 0;
+    while r0 < n_rows {
+        let r1 = (r0 + tile_rows).min(n_rows);
+        let mut t = 0;
+        if let Some(dot4) = p.dot4 {
+            let mut out = [0f32; 4];
+            while t + 4 <= n_tokens {
+                let a = &acts[t * arb..(t + 4) * arb];
+                for k in r0..r1 {
+                    dot4(cols, w.row(ch.r0 + k, rb), a, arb, &mut out);
+                    for (j, &v) in out.iter().enumerate() {
+                        ch.pieces[t + j][k] = v;
+                    }
+                }
+                t += 4;
+            }
+        }
+        for (tt, piece) in ch.pieces.iter_mut().enumerate().skip(t) {
+            let a = &acts[tt * arb..(tt + 1) * arb];
+            for k in r0..r1 {
+                piece[k] = dot(cols, w.row(ch.r0 + k, rb), a);
+            }
+        }
+        r0 = r1;
+    }
 }

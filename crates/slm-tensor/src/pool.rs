@@ -11,8 +11,11 @@
 //! taken by whichever thread asks first (an atomic counter). A worker that wakes up after the
 //! caller has finished the last chunk does not join at all, so on a loaded machine a call never
 //! waits for a thread that was not scheduled (it only waits for threads running a chunk).
+//! [`ThreadPool::run_ranges`] is the same with guided self-scheduling: each grab takes a range
+//! of consecutive items, 1/(2n) of those left (at least one), so every thread streams long
+//! contiguous runs first and the grabs shrink towards the end for balance.
 //!
-//! Neither is re-entrant: calling the same pool from inside `f` deadlocks. Calls from different
+//! None is re-entrant: calling the same pool from inside `f` deadlocks. Calls from different
 //! threads are serialized.
 
 use std::any::Any;
@@ -56,6 +59,12 @@ struct Shared {
     /// Join state of the current skippable job (see `CLOSED`).
     join: AtomicU64,
     shutdown: AtomicBool,
+    /// Workers parked on `wake` (changed only under `park`), so `publish` skips the futex
+    /// syscall of `notify_all` while every worker is still spinning.
+    sleepers: AtomicUsize,
+    /// Whether the caller is parked on `done` (changed only under `done_lock`), so a finishing
+    /// worker skips `notify_one` while the caller spins.
+    caller_waiting: AtomicBool,
     park: Mutex<()>,
     wake: Condvar,
     done_lock: Mutex<()>,
@@ -87,6 +96,8 @@ impl ThreadPool {
             pending: AtomicUsize::new(0),
             join: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            caller_waiting: AtomicBool::new(false),
             park: Mutex::new(()),
             wake: Condvar::new(),
             done_lock: Mutex::new(()),
@@ -146,18 +157,59 @@ impl ThreadPool {
             (0..n_chunks).for_each(f);
             return;
         }
-        let _serial = lock(&self.run_lock);
-        let s = &*self.shared;
         let next = AtomicUsize::new(0);
-        let body = |_: usize, _: usize| loop {
+        self.run_shared(&|_: usize, _: usize| loop {
             let c = next.fetch_add(1, Ordering::Relaxed);
             if c >= n_chunks {
                 break;
             }
             f(c);
+        });
+    }
+
+    /// Calls `f(range)` over ranges that together cover `0..n_items` exactly once, handed out
+    /// by guided self-scheduling (see the module header); otherwise as [`ThreadPool::run_chunks`].
+    pub fn run_ranges<F: Fn(std::ops::Range<usize>) + Sync>(&self, n_items: usize, f: F) {
+        let n = self.shared.n_threads;
+        if n == 1 || n_items <= 1 {
+            if n_items > 0 {
+                f(0..n_items);
+            }
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        let grab = || {
+            let mut cur = next.load(Ordering::Relaxed);
+            loop {
+                if cur >= n_items {
+                    return None;
+                }
+                let take = ((n_items - cur) / (2 * n)).max(1);
+                match next.compare_exchange_weak(
+                    cur,
+                    cur + take,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(cur..cur + take),
+                    Err(v) => cur = v,
+                }
+            }
         };
-        let job: &(dyn Fn(usize, usize) + Sync + '_) = &body;
-        self.publish(job, true);
+        self.run_shared(&|_: usize, _: usize| {
+            while let Some(r) = grab() {
+                f(r);
+            }
+        });
+    }
+
+    /// Runs `body` on the caller and on every worker that wakes before the caller is done with
+    /// it (a skippable job), and waits for the workers that joined.
+    fn run_shared(&self, body: &(dyn Fn(usize, usize) + Sync + '_)) {
+        let n = self.shared.n_threads;
+        let _serial = lock(&self.run_lock);
+        let s = &*self.shared;
+        self.publish(body, true);
         let mine = catch_unwind(AssertUnwindSafe(|| body(0, n)));
         // Close the job to late workers, then wait for those that joined.
         s.join.fetch_or(CLOSED, Ordering::AcqRel);
@@ -184,7 +236,11 @@ impl ThreadPool {
             skippable,
         });
         s.generation.store(generation, Ordering::Release);
-        s.wake.notify_all();
+        // A worker registers as a sleeper under `park` before re-checking the generation, so
+        // one that is not counted here will see the new generation without a wake-up.
+        if s.sleepers.load(Ordering::Relaxed) > 0 {
+            s.wake.notify_all();
+        }
     }
 
     /// Clears the job and re-raises a panic of any thread.
@@ -208,9 +264,11 @@ fn wait_until(s: &Shared, cond: impl Fn() -> bool) {
         spins = spins.wrapping_add(1);
         if spins.is_multiple_of(64) && start.elapsed() > SPIN {
             let mut g = lock(&s.done_lock);
+            s.caller_waiting.store(true, Ordering::Relaxed);
             while !cond() {
                 g = s.done.wait(g).unwrap_or_else(PoisonError::into_inner);
             }
+            s.caller_waiting.store(false, Ordering::Relaxed);
             return;
         }
         std::hint::spin_loop();
@@ -235,11 +293,14 @@ fn worker(s: &Shared, idx: usize) {
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(64) && start.elapsed() > SPIN {
                 let mut guard = lock(&s.park);
+                s.sleepers.fetch_add(1, Ordering::Relaxed);
                 while s.generation.load(Ordering::Acquire) == seen
                     && !s.shutdown.load(Ordering::Acquire)
                 {
                     guard = s.wake.wait(guard).unwrap_or_else(PoisonError::into_inner);
                 }
+                s.sleepers.fetch_sub(1, Ordering::Relaxed);
+                drop(guard);
                 continue;
             }
             std::hint::spin_loop();
@@ -272,16 +333,23 @@ fn worker(s: &Shared, idx: usize) {
             }
             call(s, slot.job, idx);
             if s.join.fetch_sub(1, Ordering::AcqRel) & ACTIVE == 1 {
-                let _g = lock(&s.done_lock);
-                s.done.notify_one();
+                signal_done(s);
             }
         } else {
             call(s, slot.job, idx);
             if s.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-                let _g = lock(&s.done_lock);
-                s.done.notify_one();
+                signal_done(s);
             }
         }
+    }
+}
+
+/// Wakes the caller if it is parked in [`wait_until`]. The lock orders this against the
+/// caller's re-check of its condition (made under the same lock after setting the flag).
+fn signal_done(s: &Shared) {
+    let _g = lock(&s.done_lock);
+    if s.caller_waiting.load(Ordering::Relaxed) {
+        s.done.notify_one();
     }
 }
 
@@ -400,6 +468,32 @@ mod tests {
             }
         });
         assert_eq!(total.load(Ordering::Relaxed), 3 * (150 * 7 + 150 * 3));
+    }
+
+    #[test]
+    fn run_ranges_covers_every_item_once() {
+        for n in 1..=3 {
+            let pool = ThreadPool::new(n);
+            for n_items in [0usize, 1, 2, 5, 64, 1000] {
+                for _ in 0..50 {
+                    let hits: Vec<AtomicUsize> =
+                        (0..n_items).map(|_| AtomicUsize::new(0)).collect();
+                    let grabs = AtomicUsize::new(0);
+                    pool.run_ranges(n_items, |r| {
+                        assert!(!r.is_empty() && r.end <= n_items);
+                        grabs.fetch_add(1, Ordering::Relaxed);
+                        r.for_each(|i| {
+                            hits[i].fetch_add(1, Ordering::Relaxed);
+                        });
+                    });
+                    assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                    // Guided: far fewer grabs than items once there are many.
+                    if n > 1 && n_items == 1000 {
+                        assert!(grabs.load(Ordering::Relaxed) < 100);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //! Q5_1 (with Q8_1). Each matches the scalar reference of the same name in `scalar.rs` (exact
 //! integer block sums; only the float accumulation order differs). Technique as in llama.cpp's
 //! `ggml-cpu/arch/x86/quants.c`: unpack to 32 bytes, `vpmaddubsw` (u8 x i8 -> i16 pairs),
-//! `vpmaddwd` with ones (-> i32), convert and FMA with the block scale product.
+//! `vpmaddwd` with ones (-> i32), convert and FMA with the block scale product. The Q8_0-paired
+//! types (Q4_0, Q5_0, Q8_0, IQ4_NL) go four blocks per step (`dot_4blocks`): one `vcvtph2ps`
+//! for the step's eight f16 scales, an unpack reduction of the four blocks' lanes, one FMA;
+//! the per-block scale work had been a third of these loops (in-cache: Q8_0 +37%, Q4_0 and
+//! IQ4_NL +27%, Q5_0 +13%).
 //!
 //! Safety: the public functions are safe wrappers; they are only placed in the AVX2 dispatch
 //! table, which exists only when the CPU reports AVX2+FMA+F16C, and they check the row lengths
@@ -126,19 +130,51 @@ macro_rules! safe_wrapper {
 }
 pub(super) use safe_wrapper;
 
+/// The body of a dot over `$nb` 32-element blocks of `$wb` bytes (f16 scale first) with Q8_0
+/// blocks, four blocks per step: `$block(x, y)` gives a block's i32 lanes; the eight f16 scales
+/// of a step are converted at once (`scales4`), the four blocks' lanes reduced with unpacks
+/// (`reduce4_epi32`; `vphaddd` issues at 1 per 2 cycles) and one FMA applies the four scale
+/// products. Per-block scale work was a third of the Q5_0 step.
+macro_rules! dot_4blocks {
+    ($nb:expr, $w:expr, $a:expr, $wb:expr, $block:ident) => {{
+        let (nb, w, a) = ($nb, $w, $a);
+        let mut acc = _mm256_setzero_ps();
+        let mut i = 0;
+        while i + 4 <= nb {
+            let x = w.add(i * $wb);
+            let y = a.add(i * Q8_0_BYTES);
+            let p = reduce4_epi32(
+                $block(x, y),
+                $block(x.add($wb), y.add(Q8_0_BYTES)),
+                $block(x.add(2 * $wb), y.add(2 * Q8_0_BYTES)),
+                $block(x.add(3 * $wb), y.add(3 * Q8_0_BYTES)),
+            );
+            let d = scales4(x, $wb, y, Q8_0_BYTES);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
+            i += 4;
+        }
+        while i < nb {
+            let x = w.add(i * $wb);
+            let y = a.add(i * Q8_0_BYTES);
+            acc = _mm256_fmadd_ps(dd(x, y), _mm256_cvtepi32_ps($block(x, y)), acc);
+            i += 1;
+        }
+        hsum_ps(acc)
+    }};
+}
+pub(super) use dot_4blocks;
+
 safe_wrapper!(vec_dot_q4_0_q8_0, q4_0, QK, Q4_0_BYTES, Q8_0_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
-        let x = w.add(i * Q4_0_BYTES);
-        let y = a.add(i * Q8_0_BYTES);
-        let d = dd(x, y);
-        let qx = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
-        let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
-    }
-    hsum_ps(acc)
+    dot_4blocks!(nb, w, a, Q4_0_BYTES, q4_0_block)
+}
+
+/// Integer dot of one Q4_0 block at `x` with one Q8_0 block at `y` (8 i32 lanes).
+#[inline(always)]
+unsafe fn q4_0_block(x: *const u8, y: *const u8) -> __m256i {
+    let qx = _mm256_sub_epi8(nibbles32_bcast(x.add(2)), _mm256_set1_epi8(8));
+    dot_i8_i8(qx, _mm256_loadu_si256(y.add(2) as *const __m256i))
 }
 
 safe_wrapper!(vec_dot_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1_BYTES);
@@ -161,21 +197,58 @@ unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
 }
 
 safe_wrapper!(vec_dot_q5_0_q8_0, q5_0, QK, Q5_0_BYTES, Q8_0_BYTES);
+/// Q5_0 x Q8_0, four blocks per step (`dot_4blocks`).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
-        let x = w.add(i * Q5_0_BYTES);
-        let y = a.add(i * Q8_0_BYTES);
-        let d = dd(x, y);
-        let qh = (x.add(2) as *const u32).read_unaligned();
-        // value - 16 = nibble | 0xf0 where the 5th bit is clear (as i8), nibble where set.
-        let hi = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0u8 as i8));
-        let qx = _mm256_or_si256(nibbles32(x.add(6)), hi);
-        let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
-    }
-    hsum_ps(acc)
+    dot_4blocks!(nb, w, a, Q5_0_BYTES, q5_0_block)
+}
+
+/// Integer dot of one Q5_0 block at `x` with one Q8_0 block at `y` (8 i32 lanes).
+#[inline(always)]
+unsafe fn q5_0_block(x: *const u8, y: *const u8) -> __m256i {
+    let qh = (x.add(2) as *const u32).read_unaligned();
+    // value - 16 = nibble | 0xf0 where the 5th bit is clear (as i8), nibble where set.
+    let hi = _mm256_andnot_si256(bits_to_bytes(qh), _mm256_set1_epi8(0xf0u8 as i8));
+    let qx = _mm256_or_si256(nibbles32_bcast(x.add(6)), hi);
+    let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
+    dot_i8_i8(qx, qy)
+}
+
+/// As [`nibbles32`], from a 128-bit broadcast load and one variable shift (fewer issued ops).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn nibbles32_bcast(p: *const u8) -> __m256i {
+    let t = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
+    let b = _mm256_srlv_epi64(t, _mm256_setr_epi64x(0, 0, 4, 4));
+    _mm256_and_si256(b, _mm256_set1_epi8(0x0f))
+}
+
+/// The f16 at `p`, `p + s`, `p + 2s`, `p + 3s` packed in one u64 (little-endian).
+#[inline(always)]
+unsafe fn gather4_u16(p: *const u8, s: usize) -> u64 {
+    let h = |k: usize| (p.add(k * s) as *const u16).read_unaligned() as u64;
+    h(0) | (h(1) << 16) | (h(2) << 32) | (h(3) << 48)
+}
+
+/// The scale products `dx_k * dy_k` of four consecutive blocks at `x`/`y` (block strides
+/// `sx`/`sy`, each block starting with its f16 scale), in lanes k and k + 4.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn scales4(x: *const u8, sx: usize, y: *const u8, sy: usize) -> __m256 {
+    let h = _mm_set_epi64x(gather4_u16(y, sy) as i64, gather4_u16(x, sx) as i64);
+    // [dx0..dx3 | dy0..dy3] times its lane swap.
+    let f = _mm256_cvtph_ps(h);
+    _mm256_mul_ps(f, _mm256_permute2f128_ps(f, f, 1))
+}
+
+/// Four vectors of 8 i32 -> `[A_lo B_lo C_lo D_lo | A_hi B_hi C_hi D_hi]`, where `A_lo` is the
+/// total of A's low 128-bit lane: lanes k and k + 4 together hold vector k's total.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn reduce4_epi32(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+    let ab = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+    let cd = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+    _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
 }
 
 safe_wrapper!(vec_dot_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1_BYTES);
@@ -202,53 +275,29 @@ unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
 safe_wrapper!(vec_dot_q8_0_q8_0, q8_0, QK, Q8_0_BYTES, Q8_0_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    // Two accumulators to hide FMA latency; weights are the i8 `x`, activations (never -128) `y`.
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
-    let mut i = 0;
-    while i + 1 < nb {
-        let x0 = w.add(i * Q8_0_BYTES);
-        let y0 = a.add(i * Q8_0_BYTES);
-        let x1 = x0.add(Q8_0_BYTES);
-        let y1 = y0.add(Q8_0_BYTES);
-        let p0 = dot_i8_i8(
-            _mm256_loadu_si256(x0.add(2) as *const __m256i),
-            _mm256_loadu_si256(y0.add(2) as *const __m256i),
-        );
-        let p1 = dot_i8_i8(
-            _mm256_loadu_si256(x1.add(2) as *const __m256i),
-            _mm256_loadu_si256(y1.add(2) as *const __m256i),
-        );
-        acc0 = _mm256_fmadd_ps(dd(x0, y0), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(dd(x1, y1), _mm256_cvtepi32_ps(p1), acc1);
-        i += 2;
-    }
-    if i < nb {
-        let x0 = w.add(i * Q8_0_BYTES);
-        let y0 = a.add(i * Q8_0_BYTES);
-        let p0 = dot_i8_i8(
-            _mm256_loadu_si256(x0.add(2) as *const __m256i),
-            _mm256_loadu_si256(y0.add(2) as *const __m256i),
-        );
-        acc0 = _mm256_fmadd_ps(dd(x0, y0), _mm256_cvtepi32_ps(p0), acc0);
-    }
-    hsum_ps(_mm256_add_ps(acc0, acc1))
+    dot_4blocks!(nb, w, a, Q8_0_BYTES, q8_0_block)
+}
+
+/// Integer dot of two Q8_0 blocks (weights `x`, activations `y`, never -128) as 8 i32 lanes.
+#[inline(always)]
+unsafe fn q8_0_block(x: *const u8, y: *const u8) -> __m256i {
+    dot_i8_i8(
+        _mm256_loadu_si256(x.add(2) as *const __m256i),
+        _mm256_loadu_si256(y.add(2) as *const __m256i),
+    )
 }
 
 safe_wrapper!(vec_dot_iq4_nl_q8_0, iq4_nl, QK, IQ4_NL_BYTES, Q8_0_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn iq4_nl(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let table = kvalues_table();
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
-        let x = w.add(i * IQ4_NL_BYTES);
-        let y = a.add(i * Q8_0_BYTES);
-        let d = dd(x, y);
-        let qx = _mm256_shuffle_epi8(table, nibbles32(x.add(2)));
-        let qy = _mm256_loadu_si256(y.add(2) as *const __m256i);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8_i8(qx, qy)), acc);
-    }
-    hsum_ps(acc)
+    dot_4blocks!(nb, w, a, IQ4_NL_BYTES, iq4_nl_block)
+}
+
+/// Integer dot of one IQ4_NL block at `x` with one Q8_0 block at `y` (8 i32 lanes).
+#[inline(always)]
+unsafe fn iq4_nl_block(x: *const u8, y: *const u8) -> __m256i {
+    let qx = _mm256_shuffle_epi8(kvalues_table(), nibbles32_bcast(x.add(2)));
+    dot_i8_i8(qx, _mm256_loadu_si256(y.add(2) as *const __m256i))
 }
 
 /// `KVALUES_IQ4NL` in both 128-bit lanes, for `vpshufb` lookups.

@@ -4,6 +4,10 @@
 //! kernels (`avx2_legacy`, `avx2_kquants`), so results match `scalar.rs` within float order.
 //! Safety: as in `avx2_legacy` (AVX2 table only; lengths checked before any pointer read).
 
+use super::avx2_kquants::{
+    bsums, i8_half_to_i16x2, k6_scales_half, mins_times_bsums, pick_scale_k4, pick_scale_pair,
+    q2_k_scales_half, q3_k_scales, q3_k_unpack,
+};
 use super::avx2_legacy::{
     dot_u8_i8, hsum_epi32, hsum_ps, kvalues_table, ld_f16, ld_f16x8, nibbles32,
 };
@@ -166,20 +170,17 @@ safe_wrapper4!(vec_dot4_q4_k_q8_k, q4_k, QK_K, Q4_K_BYTES, Q8_K_BYTES);
 unsafe fn q4_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); 4];
-    let mut summ = [0f32; 4];
+    let mut acc_m = [_mm256_setzero_ps(); 4];
     for i in 0..nb {
         let x = w.add(i * Q4_K_BYTES);
         let (sc, mins) = k4_scales(x.add(4));
-        let m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
-        let m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-        let (d, dmin) = (ld_f16x8(x), ld_f16(x.add(2)));
+        let s8 = _mm256_cvtepu8_epi16(_mm_set1_epi64x(sc as i64));
         let mut sumi = [_mm256_setzero_si256(); 4];
         for j in 0..4 {
             let q4 = ld256(x.add(16 + 32 * j));
             let lo = _mm256_and_si256(q4, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xff) as i16);
-            let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xff) as i16);
+            let (s_lo, s_hi) = pick_scale_k4(s8, j);
             for (k, si) in sumi.iter_mut().enumerate() {
                 let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 64 * j);
                 let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y)), s_lo);
@@ -187,55 +188,56 @@ unsafe fn q4_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
                 *si = _mm256_add_epi32(*si, _mm256_add_epi32(pl, ph));
             }
         }
+        let xdm = _mm_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32));
         for k in 0..4 {
             let y = a.add(k * stride + i * Q8_K_BYTES);
-            let yd = (y as *const f32).read_unaligned();
-            let bs = ld256(y.add(Q8K_BSUMS));
-            summ[k] += dmin * yd * hsum_epi32(_mm256_madd_epi16(m2, bs)) as f32;
-            let dv = _mm256_mul_ps(d, _mm256_set1_ps(yd));
-            acc[k] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+            // [d, dmin] * yd, each broadcast.
+            let dm = _mm_mul_ps(xdm, _mm_set1_ps((y as *const f32).read_unaligned()));
+            let d = _mm256_broadcastss_ps(dm);
+            let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
+            acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[k]), acc[k]);
+            let mb = mins_times_bsums(mins, y);
+            acc_m[k] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(mb), acc_m[k]);
         }
     }
-    let r = finish(acc);
-    std::array::from_fn(|k| r[k] - summ[k])
+    finish(std::array::from_fn(|k| _mm256_sub_ps(acc[k], acc_m[k])))
 }
 
 safe_wrapper4!(vec_dot4_q6_k_q8_k, q6_k, QK_K, Q6_K_BYTES, Q8_K_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
-    let m2 = _mm256_set1_epi8(0x03);
     let mut acc = [_mm256_setzero_ps(); 4];
     for i in 0..nb {
         let x = w.add(i * Q6_K_BYTES);
-        let sc = x.add(192) as *const i8;
+        let sc = x.add(192);
         let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(sc as *const __m128i));
         let mut sumi = [_mm256_setzero_si256(); 4];
         for h in 0..2 {
+            let sh = k6_scales_half(sc.add(8 * h));
             let ql0 = ld256(x.add(64 * h));
             let ql1 = ld256(x.add(64 * h + 32));
             let qh = ld256(x.add(128 + 32 * h));
-            let hb = |s: i32| -> __m256i {
-                let v = match s {
-                    0 => qh,
-                    2 => _mm256_srli_epi16(qh, 2),
-                    4 => _mm256_srli_epi16(qh, 4),
-                    _ => _mm256_srli_epi16(qh, 6),
-                };
-                _mm256_slli_epi16(_mm256_and_si256(v, m2), 4)
-            };
             let q = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), hb(0)),
-                _mm256_or_si256(_mm256_and_si256(ql1, m4), hb(2)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hb(4)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hb(6)),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                    _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0xc0u8 as i8)), 2),
+                ),
             ];
             for (j, qj) in q.iter().enumerate() {
-                let g = 8 * h + 2 * j;
-                let s = _mm256_set_m128i(
-                    _mm_set1_epi16(*sc.add(g + 1) as i16),
-                    _mm_set1_epi16(*sc.add(g) as i16),
-                );
+                let s = pick_scale_pair(sh, j);
                 for (k, si) in sumi.iter_mut().enumerate() {
                     let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 128 * h + 32 * j);
                     let p = _mm256_madd_epi16(_mm256_maddubs_epi16(*qj, ld256(y)), s);
@@ -243,14 +245,14 @@ unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
                 }
             }
         }
-        let d = ld_f16(x.add(208));
+        let d = ld_f16x8(x.add(208));
         for k in 0..4 {
             let y = a.add(k * stride + i * Q8_K_BYTES);
-            let yd = (y as *const f32).read_unaligned();
-            let offset = 32 * hsum_epi32(_mm256_madd_epi16(sc16, ld256(y.add(Q8K_BSUMS))));
-            let total = hsum_epi32(sumi[k]) - offset;
-            let v = _mm256_setr_ps(total as f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * yd), v, acc[k]);
+            // Unsigned quants: remove 32 * scales . bsums.
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y)), 5);
+            let dv = _mm256_mul_ps(d, _mm256_set1_ps((y as *const f32).read_unaligned()));
+            let sumk = _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[k], offset));
+            acc[k] = _mm256_fmadd_ps(dv, sumk, acc[k]);
         }
     }
     finish(acc)
@@ -354,4 +356,103 @@ unsafe fn q5_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     }
     let r = finish(acc);
     std::array::from_fn(|k| r[k] - summ[k])
+}
+
+safe_wrapper4!(vec_dot4_q3_k_q8_k, q3_k, QK_K, Q3_K_BYTES, Q8_K_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q3_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let mut sumf = [0f32; 4];
+    for i in 0..nb {
+        let x = w.add(i * Q3_K_BYTES);
+        let sc = q3_k_scales(x.add(96));
+        let sc16 = _mm256_cvtepi8_epi16(sc);
+        let hm = ld256(x);
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        for h in 0..2 {
+            let qs = ld256(x.add(32 + 32 * h));
+            let sh = i8_half_to_i16x2(sc, h);
+            for s in 0..4 {
+                let u = q3_k_unpack(qs, hm, h, s);
+                let scv = pick_scale_pair(sh, s);
+                for (k, si) in sumi.iter_mut().enumerate() {
+                    let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 128 * h + 32 * s);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, ld256(y)), scv);
+                    *si = _mm256_add_epi32(*si, p);
+                }
+            }
+        }
+        let d = ld_f16(x.add(108));
+        for (k, sk) in sumf.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_K_BYTES);
+            // Unsigned u = q + 4 * hbit, value = u - 4: remove 4 * scales . bsums.
+            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y)), 2);
+            let total = hsum_epi32(_mm256_sub_epi32(sumi[k], offset));
+            *sk += d * (y as *const f32).read_unaligned() * total as f32;
+        }
+    }
+    sumf
+}
+
+safe_wrapper4!(vec_dot4_q2_k_q8_k, q2_k, QK_K, Q2_K_BYTES, Q8_K_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q2_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let m3 = _mm256_set1_epi8(0x03);
+    let mut sumf = [0f32; 4];
+    for i in 0..nb {
+        let x = w.add(i * Q2_K_BYTES);
+        let scb = _mm_loadu_si128(x as *const __m128i);
+        let mins16 =
+            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scb, 4), _mm_set1_epi8(0x0f)));
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        for h in 0..2 {
+            let qs = ld256(x.add(16 + 32 * h));
+            let sh = q2_k_scales_half(x, h);
+            for j in 0..4 {
+                let q = _mm256_and_si256(_mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * j as i32)), m3);
+                let scv = pick_scale_pair(sh, j);
+                for (k, si) in sumi.iter_mut().enumerate() {
+                    let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 128 * h + 32 * j);
+                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(y)), scv);
+                    *si = _mm256_add_epi32(*si, p);
+                }
+            }
+        }
+        let (d, dmin) = (ld_f16(x.add(80)), ld_f16(x.add(82)));
+        for (k, sk) in sumf.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_K_BYTES);
+            let yd = (y as *const f32).read_unaligned();
+            let summs = hsum_epi32(_mm256_madd_epi16(mins16, bsums(y)));
+            *sk += yd * d * hsum_epi32(sumi[k]) as f32 - yd * dmin * summs as f32;
+        }
+    }
+    sumf
+}
+
+safe_wrapper4!(vec_dot4_iq4_xs_q8_k, iq4_xs, QK_K, IQ4_XS_BYTES, Q8_K_BYTES);
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4_xs(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    let table = kvalues_table();
+    let mut acc = [_mm256_setzero_ps(); 4];
+    for i in 0..nb {
+        let x = w.add(i * IQ4_XS_BYTES);
+        let blk = std::slice::from_raw_parts(x, IQ4_XS_BYTES);
+        let mut sumi = [_mm256_setzero_si256(); 4];
+        for ib in 0..8 {
+            let qx = _mm256_shuffle_epi8(table, nibbles32(x.add(8 + 16 * ib)));
+            let ax = _mm256_sign_epi8(qx, qx);
+            let ls = _mm256_set1_epi16((super::scalar::iq4_xs_scale(blk, ib) - 32) as i16);
+            for (k, si) in sumi.iter_mut().enumerate() {
+                let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 32 * ib);
+                let p16 = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(ld256(y), qx));
+                *si = _mm256_add_epi32(*si, _mm256_madd_epi16(p16, ls));
+            }
+        }
+        let d = ld_f16x8(x);
+        for (k, s) in acc.iter_mut().enumerate() {
+            let y = a.add(k * stride + i * Q8_K_BYTES);
+            let dv = _mm256_mul_ps(d, _mm256_set1_ps((y as *const f32).read_unaligned()));
+            *s = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(sumi[k]), *s);
+        }
+    }
+    finish(acc)
 }

@@ -8,11 +8,13 @@
 //! | Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, TQ1_0, TQ2_0 | Q8_K                   |
 //! | F32, F16, BF16                                   | F32                      |
 //!
-//! Levels ([`SimdLevel`]): `scalar` (the reference, `scalar.rs`, any CPU) and `avx2`
-//! (AVX2 + FMA + F16C, `avx2_*.rs`, `#[target_feature]` functions). The level is chosen ONCE per
-//! process from `is_x86_feature_detected!`; the environment variable `SLM_SIMD=scalar|avx2`
-//! forces a level (a level the CPU lacks, or an unknown value, falls back to the detected best, so
-//! a forced level can never SIGILL). No `target-cpu=native`: one binary runs on any x86-64.
+//! Levels ([`SimdLevel`]): `scalar` (the reference, `scalar.rs`, any CPU), `avx2`
+//! (AVX2 + FMA + F16C, `avx2_*.rs`, `#[target_feature]` functions) and `avx512` (the AVX2
+//! kernels plus AVX-512 F/BW/VL/VNNI ones where they are much faster, `avx512.rs`: Q5_0). The
+//! level is chosen ONCE per process from `is_x86_feature_detected!`; the environment variable
+//! `SLM_SIMD=scalar|avx2|avx512` forces a level (a level the CPU lacks, or an unknown value,
+//! falls back to the detected best, so a forced level can never SIGILL). No
+//! `target-cpu=native`: one binary runs on any x86-64.
 //!
 //! [`Kernels`] is the dispatch table of one level (a function pointer per type); other backends
 //! (NEON, GPU) add a level/table here and a compute layout in [`repack`]. Types without an AVX2
@@ -21,7 +23,8 @@
 //! Every function takes whole rows: `n` elements, `w` = the weight row in its ggml block layout,
 //! `a` = the activation row in [`ActType`] layout (as produced by [`Kernels::quantize`]). For
 //! prefill, [`Kernels::vec_dot4`] dots one weight row with four activation rows, unpacking the
-//! weights once (AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K, Q6_K).
+//! weights once (AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+//! IQ4_XS).
 //!
 //! Activation quantizers produce the same bytes on every level as llama.cpp's reference
 //! quantizers (`quantize.rs` explains how); the dots agree with the scalar reference up to float
@@ -41,6 +44,8 @@ mod avx2_kquants;
 mod avx2_legacy;
 #[cfg(target_arch = "x86_64")]
 mod avx2_multi;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 use slm_gguf::GgmlType;
 use std::sync::OnceLock;
@@ -52,6 +57,8 @@ pub enum SimdLevel {
     Scalar,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
+    /// `Avx2` plus AVX-512 F + BW + VL + VNNI (used on 256-bit vectors).
+    Avx512,
 }
 
 impl SimdLevel {
@@ -59,6 +66,7 @@ impl SimdLevel {
         match self {
             SimdLevel::Scalar => "scalar",
             SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
         }
     }
 
@@ -66,6 +74,7 @@ impl SimdLevel {
         match s.trim().to_ascii_lowercase().as_str() {
             "scalar" => Some(SimdLevel::Scalar),
             "avx2" => Some(SimdLevel::Avx2),
+            "avx512" => Some(SimdLevel::Avx512),
             _ => None,
         }
     }
@@ -80,14 +89,24 @@ impl SimdLevel {
                     && is_x86_feature_detected!("fma")
                     && is_x86_feature_detected!("f16c")
             }
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => {
+                SimdLevel::Avx2.is_supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            SimdLevel::Avx2 => false,
+            SimdLevel::Avx2 | SimdLevel::Avx512 => false,
         }
     }
 
     /// The best level this CPU supports.
     pub fn detect() -> SimdLevel {
-        if SimdLevel::Avx2.is_supported() {
+        if SimdLevel::Avx512.is_supported() {
+            SimdLevel::Avx512
+        } else if SimdLevel::Avx2.is_supported() {
             SimdLevel::Avx2
         } else {
             SimdLevel::Scalar
@@ -96,7 +115,7 @@ impl SimdLevel {
 
     /// Every level this CPU supports (what the tests run).
     pub fn available() -> Vec<SimdLevel> {
-        [SimdLevel::Scalar, SimdLevel::Avx2]
+        [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512]
             .into_iter()
             .filter(|l| l.is_supported())
             .collect()
@@ -181,6 +200,9 @@ static SCALAR: Kernels = Kernels {
 static AVX2: Kernels = Kernels {
     level: SimdLevel::Avx2,
 };
+static AVX512: Kernels = Kernels {
+    level: SimdLevel::Avx512,
+};
 
 impl Kernels {
     /// The table of the process-wide [`level`].
@@ -196,6 +218,7 @@ impl Kernels {
         Some(match level {
             SimdLevel::Scalar => &SCALAR,
             SimdLevel::Avx2 => &AVX2,
+            SimdLevel::Avx512 => &AVX512,
         })
     }
 
@@ -203,12 +226,24 @@ impl Kernels {
         self.level
     }
 
+    /// Whether this table may use the AVX2 kernels (the `avx2` and `avx512` levels).
+    fn has_avx2(&self) -> bool {
+        matches!(self.level, SimdLevel::Avx2 | SimdLevel::Avx512)
+    }
+
     /// The dot-product kernel for weight type `ty` (with [`ActType::for_weight`] activations).
     pub fn vec_dot(&self, ty: GgmlType) -> Option<VecDotFn> {
         #[cfg(target_arch = "x86_64")]
-        if self.level == SimdLevel::Avx2 {
-            if let Some(f) = avx2_vec_dot(ty) {
-                return Some(f);
+        {
+            if self.level == SimdLevel::Avx512 {
+                if let Some(f) = avx512_vec_dot(ty) {
+                    return Some(f);
+                }
+            }
+            if self.has_avx2() {
+                if let Some(f) = avx2_vec_dot(ty) {
+                    return Some(f);
+                }
             }
         }
         scalar_vec_dot(ty)
@@ -218,7 +253,7 @@ impl Kernels {
     /// weights once), where this level has one for `ty`; else use [`Kernels::vec_dot`] 4 times.
     pub fn vec_dot4(&self, ty: GgmlType) -> Option<VecDot4Fn> {
         #[cfg(target_arch = "x86_64")]
-        if self.level == SimdLevel::Avx2 {
+        if self.has_avx2() {
             use GgmlType as T;
             return Some(match ty {
                 T::Q8_0 => avx2_multi::vec_dot4_q8_0_q8_0,
@@ -230,6 +265,9 @@ impl Kernels {
                 T::Q5_K => avx2_multi::vec_dot4_q5_k_q8_k,
                 T::Q5_1 => avx2_multi::vec_dot4_q5_1_q8_1,
                 T::IQ4_NL => avx2_multi::vec_dot4_iq4_nl_q8_0,
+                T::Q3_K => avx2_multi::vec_dot4_q3_k_q8_k,
+                T::Q2_K => avx2_multi::vec_dot4_q2_k_q8_k,
+                T::IQ4_XS => avx2_multi::vec_dot4_iq4_xs_q8_k,
                 _ => return None,
             });
         }
@@ -240,7 +278,7 @@ impl Kernels {
     /// The activation quantizer for `act`.
     pub fn quantize(&self, act: ActType) -> QuantizeFn {
         #[cfg(target_arch = "x86_64")]
-        if self.level == SimdLevel::Avx2 {
+        if self.has_avx2() {
             match act {
                 ActType::Q8_0 => return quantize::avx2::quantize_row_q8_0,
                 ActType::Q8_1 => return quantize::avx2::quantize_row_q8_1,
@@ -262,8 +300,10 @@ impl Kernels {
             SimdLevel::Scalar => scalar_vec_dot(ty).is_some(),
             #[cfg(target_arch = "x86_64")]
             SimdLevel::Avx2 => avx2_vec_dot(ty).is_some(),
+            #[cfg(target_arch = "x86_64")]
+            SimdLevel::Avx512 => avx512_vec_dot(ty).or_else(|| avx2_vec_dot(ty)).is_some(),
             #[cfg(not(target_arch = "x86_64"))]
-            SimdLevel::Avx2 => false,
+            SimdLevel::Avx2 | SimdLevel::Avx512 => false,
         }
     }
 }
@@ -315,6 +355,15 @@ fn avx2_vec_dot(ty: GgmlType) -> Option<VecDotFn> {
         T::BF16 => avx2_float::vec_dot_bf16_f32,
         _ => return None,
     })
+}
+
+/// The kernels of the `avx512` level that differ from its AVX2 ones.
+#[cfg(target_arch = "x86_64")]
+fn avx512_vec_dot(ty: GgmlType) -> Option<VecDotFn> {
+    match ty {
+        GgmlType::Q5_0 => Some(avx512::vec_dot_q5_0_q8_0),
+        _ => None,
+    }
 }
 
 /// Views an f32 slice as its little-endian bytes (the F32 activation format), zero-copy.
