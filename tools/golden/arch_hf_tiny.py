@@ -14,7 +14,12 @@ For each of llama (with Llama 3 RoPE scaling), qwen2 (q/k/v biases), qwen3 (QK-n
   3. convert the folder with llama.cpp's converter (`--outtype f32`), taken at run time from the
      llama-cpp-python 0.3.36 source archive (downloaded from PyPI and sha256-checked like
      `tools/material.py` does, or `--sdist PATH`); the converter itself is never committed.
-Writes `crates/slm-model/tests/fixtures/arch/tiny-<arch>.gguf` and `tiny-<arch>-logits.json`.
+Writes `crates/slm-model/tests/fixtures/arch/tiny-<arch>.gguf` and `tiny-<arch>-logits.json`,
+and the HF folders themselves (config.json, model.safetensors, tokenizer_config.json) to
+`crates/slm-convert/tests/fixtures/hf/hf-<arch>/` with their shared tokenizer.model once in
+`crates/slm-convert/tests/fixtures/hf/tokenizer.model`, the inputs of
+slm's own converter in `crates/slm-convert/tests/convert_tiny.rs`. `--out DIR` writes the
+GGUF/logits fixtures to DIR instead (to check that a rerun reproduces the committed bytes).
 
 Pinned: torch==2.9.1 (CPU), transformers==4.57.1, safetensors==0.6.2, tokenizers==0.22.1,
 sentencepiece==0.2.1, numpy; llama.cpp 0c1e57098 (llama-cpp-python 0.3.36 sdist).
@@ -33,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "crates/slm-model/tests/fixtures/arch"
+HF_OUT = ROOT / "crates/slm-convert/tests/fixtures/hf"
+HF_FILES = ["config.json", "model.safetensors", "tokenizer_config.json"]
 VOCAB = 320
 PROMPTS = [
     [1, 45, 200, 7, 310, 99, 3, 150, 150, 42, 17],
@@ -190,8 +197,11 @@ def main():
     ap.add_argument("--arch", nargs="*", default=list(configs()))
     default_mat = os.environ.get("SLM_MATERIAL", str(Path.home() / ".cache/slm-material"))
     ap.add_argument("--material", type=Path, default=Path(default_mat))
+    ap.add_argument("--out", type=Path, default=OUT, help="folder for the GGUF/logits fixtures")
+    ap.add_argument("--hf-out", type=Path, default=HF_OUT, help="folder for the HF folders")
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out
+    out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
 
     with tempfile.TemporaryDirectory(prefix="slm-arch-") as tmp:
@@ -226,7 +236,12 @@ def main():
                             "logits": [[float(f"{x:.6g}") for x in row] for row in logits],
                         }
                     )
-            gguf_path = OUT / f"tiny-{arch}.gguf"
+            keep = args.hf_out / f"hf-{arch}"
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in HF_FILES:
+                (keep / name).write_bytes((hf_dir / name).read_bytes())
+            (args.hf_out / "tokenizer.model").write_bytes(tok_model.read_bytes())
+            gguf_path = out_dir / f"tiny-{arch}.gguf"
             subprocess.run(
                 [sys.executable, str(convert), str(hf_dir), "--outtype", "f32",
                  "--outfile", str(gguf_path)],
@@ -248,7 +263,7 @@ def main():
                 },
                 "cases": cases,
             }
-            with open(OUT / f"tiny-{arch}-logits.json", "w") as f:
+            with open(out_dir / f"tiny-{arch}-logits.json", "w") as f:
                 json.dump(doc, f, separators=(",", ":"))
                 f.write("\n")
             print(f"{arch}: {gguf_path.stat().st_size} B gguf, mean logit std {spread:.3f}")

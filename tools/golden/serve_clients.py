@@ -68,6 +68,18 @@ check("openai seed reproducible", r1.choices[0].message.content == r2.choices[0]
 
 r = oa.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0, n=2)
 check("openai n=2", len(r.choices) == 2 and r.choices[0].message.content == r.choices[1].message.content)
+by_index = {}
+usage = None
+for chunk in oa.chat.completions.create(model=model, messages=msgs, max_tokens=4, temperature=0, n=2, stream=True,
+                                        stream_options={"include_usage": True}):
+    for ch in chunk.choices:
+        by_index[ch.index] = by_index.get(ch.index, "") + (ch.delta.content or "")
+    usage = chunk.usage or usage
+check("openai n=2 stream: two indexed choices", sorted(by_index) == [0, 1], by_index)
+check("openai n=2 stream == non-stream", by_index[0] == by_index[1] == r.choices[0].message.content,
+      (by_index, r.choices[0].message.content))
+check("openai n=2 stream usage sums both", usage is not None and usage.completion_tokens == r.usage.completion_tokens,
+      (usage, r.usage))
 
 try:
     oa.chat.completions.create(model="no-such-model", messages=msgs, max_tokens=4)

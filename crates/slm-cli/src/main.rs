@@ -26,6 +26,12 @@ enum Command {
     Run(cmd::run::RunArgs),
     Chat(cmd::chat::ChatArgs),
     Perplexity(cmd::perplexity::PerplexityArgs),
+    Convert(cmd::convert::ConvertArgs),
+    ExportHf(cmd::export_hf::ExportHfArgs),
+    Bench(cmd::bench::BenchArgs),
+    Compare(cmd::compare::CompareArgs),
+    Imatrix(cmd::imatrix::ImatrixArgs),
+    Quantize(cmd::quantize::QuantizeArgs),
     Serve(cmd::serve::ServeArgs),
     Pull(cmd::pull::PullArgs),
     List(cmd::store::ListArgs),
@@ -42,12 +48,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cmd::bench::llama_bench_args(std::env::args_os()));
     let result = match cli.command {
         Command::Show(args) => cmd::show::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Chat(args) => cmd::chat::run(&args),
         Command::Perplexity(args) => cmd::perplexity::run(&args),
+        Command::Convert(args) => cmd::convert::run(&args),
+        Command::ExportHf(args) => cmd::export_hf::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
+        Command::Compare(args) => cmd::compare::run(&args),
+        Command::Imatrix(args) => cmd::imatrix::run(&args),
+        Command::Quantize(args) => cmd::quantize::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Pull(a) => cmd::pull::run(&a),
         Command::List(a) => cmd::store::list(&a),

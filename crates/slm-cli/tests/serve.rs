@@ -1,68 +1,12 @@
 //! `slm serve` on the real Gemma 3 270M, driven over real HTTP by the real `openai` and `ollama`
 //! Python clients (tools/golden/serve_clients.py), plus the server's refusals.
 
-use std::io::{BufRead, BufReader};
+mod serve_support;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-fn material(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
-        });
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "test material {} is missing: run `python3 tools/material.py` first",
-        p.display()
-    );
-    p
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(args: &[&str]) -> Server {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let home = std::env::temp_dir().join(format!(
-        "slm-serve-home-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    ));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slm"))
-        .env("SLM_HOME", &home)
-        .arg("serve")
-        .args(args)
-        .args(["--port", "0", "-t", "2"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start slm serve");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("slm serve exited before listening")
-            .unwrap();
-        if let Some(addr) = line.strip_prefix("slm serve: listening on ") {
-            break addr.trim().to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
-}
+use serve_support::{material, slm_in, start, start_in, temp_home};
 
 #[test]
 fn real_openai_and_ollama_clients() {
@@ -96,22 +40,15 @@ fn refuses_non_loopback_bind_without_keys() {
 
 /// One raw HTTP/1.1 request; returns the status code.
 fn http(base: &str, method: &str, path: &str, host: &str, key: Option<&str>, body: &str) -> u16 {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    serve_support::request(
+        base.trim_start_matches("http://"),
+        method,
+        path,
+        host,
+        key,
+        body,
     )
-    .unwrap();
-    let mut resp = String::new();
-    let _ = s.read_to_string(&mut resp);
-    resp.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {resp:?}"))
+    .0
 }
 
 fn slm_ok(args: &[&str]) -> String {
@@ -161,17 +98,26 @@ fn keys_roles_hosts_paths_and_audit() {
     }
 
     let model = material("gemma-3-270m-q4_k_m.gguf");
-    let server = start(&[
-        model.to_str().unwrap(),
-        "--alias",
-        "gemma3",
-        "-c",
-        "256",
-        "--keys",
-        kf,
-        "--audit-log",
-        audit.to_str().unwrap(),
-    ]);
+    // The admin routes act on a store holding one model.
+    let home = temp_home("auth");
+    slm_in(
+        &home,
+        &["import", model.to_str().unwrap(), "--name", "mygemma:q4"],
+    );
+    let server = start_in(
+        &home,
+        &[
+            model.to_str().unwrap(),
+            "--alias",
+            "gemma3",
+            "-c",
+            "256",
+            "--keys",
+            kf,
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+    );
     let body = |path: &str| match path {
         "/v1/chat/completions" => {
             r#"{"model":"gemma3","messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#
@@ -186,6 +132,11 @@ fn keys_roles_hosts_paths_and_audit() {
         "/api/show" => r#"{"model":"gemma3"}"#,
         "/api/tokenize" => r#"{"model":"gemma3","prompt":"hi"}"#,
         "/api/detokenize" => r#"{"model":"gemma3","tokens":[2]}"#,
+        // In ROUTES order: pull (already complete), copy, create from the copy, delete the copy.
+        "/api/pull" => r#"{"model":"mygemma:q4","stream":false}"#,
+        "/api/copy" => r#"{"source":"mygemma:q4","destination":"copy1:x"}"#,
+        "/api/create" => r#"{"model":"made1:x","from":"copy1:x","system":"hi","stream":false}"#,
+        "/api/delete" => r#"{"model":"copy1:x"}"#,
         _ => "",
     };
     let principals: [(&str, Option<&str>, Option<Role>); 6] = [
@@ -197,6 +148,7 @@ fn keys_roles_hosts_paths_and_audit() {
         ("admin", Some(&admin), Some(Role::Admin)),
     ];
     let mut denials = 0;
+    let mut admin_calls = 0;
     let mut cases = 0;
     for &(method, path, access) in slm_server::ROUTES {
         for (who, key, role) in &principals {
@@ -210,11 +162,21 @@ fn keys_roles_hosts_paths_and_audit() {
             assert_eq!(got, want, "{who} {method} {path}");
             if want != 200 {
                 denials += 1;
+            } else if access == Access::Min(Role::Admin) {
+                // State-changing: audited when it runs.
+                admin_calls += 1;
             }
             cases += 1;
         }
     }
     assert_eq!(cases, slm_server::ROUTES.len() * 6);
+    assert_eq!(admin_calls, 4, "pull, copy, create, delete");
+    // The admin calls did what they say.
+    let listed = slm_in(&home, &["list"]);
+    assert!(
+        listed.contains("made1:x") && !listed.contains("copy1:x"),
+        "{listed}"
+    );
     // DNS rebinding: a foreign Host is refused even with a good key.
     assert_eq!(
         http(
@@ -270,13 +232,26 @@ fn keys_roles_hosts_paths_and_audit() {
     );
     drop(server);
     let verified = slm_ok(&["audit", "verify", audit.to_str().unwrap()]);
+    let records = denials + admin_calls;
     assert!(
-        verified.contains(&format!("{denials} records")),
-        "{verified} (expected {denials})"
+        verified.contains(&format!("{records} records")),
+        "{verified} (expected {records}: {denials} denials + {admin_calls} admin calls)"
     );
+    let log = std::fs::read_to_string(&audit).unwrap();
+    for route in ["/api/pull", "/api/copy", "/api/create", "/api/delete"] {
+        assert_eq!(
+            log.lines()
+                .filter(|l| l.contains(&format!("\"route\":\"{route}\""))
+                    && l.contains("\"decision\":\"allow\""))
+                .count(),
+            1,
+            "one allow record for {route}"
+        );
+    }
     let log = std::fs::read_to_string(&audit).unwrap();
     for k in [&viewer, &user, &admin, &revoked] {
         assert!(!log.contains(k.as_str()), "a key leaked into the audit log");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&home);
 }

@@ -140,6 +140,17 @@ impl Generation {
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()
     }
+
+    /// The next event, waiting at most `timeout`: `Ok(None)` when none came in time, `Err(())`
+    /// when the engine dropped the request (stopped, or the generation already ended).
+    #[allow(clippy::result_unit_err)]
+    pub fn next_timeout(&self, timeout: Duration) -> Result<Option<Event>, ()> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(ev) => Ok(Some(ev)),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+        }
+    }
 }
 
 impl Iterator for Generation {

@@ -196,6 +196,12 @@ fn kv_bytes(geo: &KvGeometry, n_ctx: u64) -> u64 {
         .sum()
 }
 
+/// KV-cache bytes one sequence of `n_ctx` tokens needs (f16 cache), when the architecture's
+/// keys give its geometry: what the server sizes its slots and memory budget with.
+pub fn kv_bytes_per_seq(g: &Gguf, n_ctx: u64) -> Option<u64> {
+    kv_geometry(g).map(|geo| kv_bytes(&geo, n_ctx))
+}
+
 /// Summarize a parsed GGUF file of `file_bytes` bytes.
 pub fn summarize(g: &Gguf, file_bytes: u64) -> ModelSummary {
     let mut types: BTreeMap<String, TypeStats> = BTreeMap::new();

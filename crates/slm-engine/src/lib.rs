@@ -2,6 +2,7 @@
 //! handle (`engine`), the model seam it drives (`model`), the sampling chain (`sampling`), and
 //! the model summary with its memory plan (`info`).
 
+pub mod bench;
 pub mod engine;
 pub mod info;
 pub mod json_mode;

@@ -77,6 +77,7 @@ pub fn fetch_blob(
     req: &BlobRequest<'_>,
     progress: &mut dyn Progress,
 ) -> Result<u64> {
+    progress.blob(&req.digest, req.size);
     let _lock = store.lock_blob(&req.digest)?;
     if store.has_blob(&req.digest, req.size)? {
         return Ok(0);

@@ -45,6 +45,31 @@ fn param_kind(name: &str) -> Option<(&'static str, bool)> {
     })
 }
 
+/// Check a parameter map given as JSON (the `parameters` of an API create request) against the
+/// PARAMETERs a Modelfile accepts: known names, integer / finite number / string (list) values.
+pub fn check_parameters(params: &Map<String, Value>) -> Result<()> {
+    for (name, v) in params {
+        let bad = |why: &str| HubError::Other(format!("parameter {name}: {why}"));
+        let (kind, repeat) = param_kind(name).ok_or_else(|| bad("not supported"))?;
+        let ok_one = |v: &Value| match kind {
+            "int" => v.as_i64().is_some(),
+            "float" => v.as_f64().is_some_and(f64::is_finite),
+            _ => v.as_str().is_some_and(|s| s.len() <= 256),
+        };
+        let ok = match v {
+            Value::Array(a) if repeat => a.len() <= 16 && a.iter().all(ok_one),
+            v => ok_one(v),
+        };
+        if !ok {
+            return Err(bad(&format!(
+                "wants a {kind}{}",
+                if repeat { " or a list" } else { "" }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Parse Modelfile text.
 pub fn parse(text: &str) -> Result<Modelfile> {
     if text.len() > MAX_MODELFILE_BYTES {
@@ -178,7 +203,6 @@ pub fn create(
     mf: &Modelfile,
     base_dir: &Path,
 ) -> Result<Manifest> {
-    let mut layers: Vec<Layer> = Vec::new();
     let path = base_dir.join(&mf.from);
     let model = if path.is_file() {
         Some(store.import_blob(&path)?)
@@ -186,6 +210,29 @@ pub fn create(
         let base = crate::pull::local_name(&mf.from)?;
         store.read_manifest(&base)?.model_layer().cloned()
     };
+    build(store, name, mf, model)
+}
+
+/// Like [`create`], but `FROM` must name a model already in the store (never a file): what a
+/// server accepts from a remote caller.
+pub fn create_from_store(store: &Store, name: &ModelName, mf: &Modelfile) -> Result<Manifest> {
+    let base = crate::pull::local_name(&mf.from)?;
+    if !store.is_complete(&base)? {
+        return Err(HubError::NotFound {
+            name: base.to_string(),
+        });
+    }
+    let model = store.read_manifest(&base)?.model_layer().cloned();
+    build(store, name, mf, model)
+}
+
+fn build(
+    store: &Store,
+    name: &ModelName,
+    mf: &Modelfile,
+    model: Option<Layer>,
+) -> Result<Manifest> {
+    let mut layers: Vec<Layer> = Vec::new();
     layers.push(model.ok_or_else(|| HubError::NotFound {
         name: mf.from.clone(),
     })?);

@@ -7,6 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Callbacks of a pull, one transfer at a time.
 pub trait Progress {
+    /// The next transfer is the blob `digest` (called before `start`, also when the blob is
+    /// already in the store).
+    fn blob(&mut self, _digest: &crate::Digest, _size: Option<u64>) {}
     /// A transfer of `total` bytes (if known) starts, `done` of them already there.
     fn start(&mut self, _label: &str, _total: Option<u64>, _done: u64) {}
     /// `n` more bytes arrived.

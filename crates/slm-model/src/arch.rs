@@ -13,16 +13,28 @@ use crate::config::HParams;
 use crate::error::{ModelError, Result};
 use crate::kv_cache::{KvCache, KvSpec};
 use crate::layers::par::Threads;
-use crate::trace::Tracer;
+use crate::trace::{ActivationObserver, Tracer};
+use crate::weights::Weight;
 
 /// What a forward pass gets besides the batch and cache.
 pub struct ForwardCtx<'a> {
     pub file: &'a GgufFile,
     pub threads: &'a Threads,
     pub tracer: Option<&'a mut (dyn Tracer + 'static)>,
+    /// Sees the input of every weight matmul made through [`ForwardCtx::linear`].
+    pub observer: Option<&'a mut (dyn ActivationObserver + 'static)>,
 }
 
 impl ForwardCtx<'_> {
+    /// y (n_tokens, w.rows) = x (n_tokens, w.cols) · W^T, shown to the observer first (a
+    /// no-op test without one).
+    pub fn linear(&mut self, w: &Weight, x: &[f32], y: &mut [f32]) -> Result<()> {
+        if let (Some(o), Some(name)) = (self.observer.as_deref_mut(), w.observe_as.as_deref()) {
+            o.observe(name, w.cols, x);
+        }
+        crate::layers::linear::linear(self.threads, self.file, w, x, y)
+    }
+
     /// Report an activation (cheap no-op without a tracer).
     pub fn trace(&mut self, name: &str, layer: Option<usize>, row_len: usize, data: &[f32]) {
         if let Some(t) = self.tracer.as_deref_mut() {
@@ -73,6 +85,7 @@ pub struct Model {
     arch: Box<dyn Architecture>,
     threads: Threads,
     tracer: Option<Box<dyn Tracer>>,
+    observer: Option<Box<dyn ActivationObserver>>,
 }
 
 impl Model {
@@ -91,6 +104,7 @@ impl Model {
             tracer: std::env::var("SLM_TRACE")
                 .ok()
                 .map(|v| Box::new(crate::trace::Printer::from_list(&v)) as Box<dyn Tracer>),
+            observer: None,
         })
     }
 
@@ -119,6 +133,15 @@ impl Model {
         std::mem::replace(&mut self.tracer, tracer)
     }
 
+    /// Install (or remove) an observer of every weight matmul's input (see
+    /// [`ActivationObserver`]); returns the previous one.
+    pub fn set_observer(
+        &mut self,
+        observer: Option<Box<dyn ActivationObserver>>,
+    ) -> Option<Box<dyn ActivationObserver>> {
+        std::mem::replace(&mut self.observer, observer)
+    }
+
     /// An empty cache for sequences of up to `n_ctx` positions (0 = the training context).
     pub fn new_kv_cache(&self, n_ctx: u32) -> KvCache {
         let n_ctx = if n_ctx == 0 {
@@ -141,6 +164,7 @@ impl Model {
             file: &self.file,
             threads: &self.threads,
             tracer: self.tracer.as_deref_mut(),
+            observer: self.observer.as_deref_mut(),
         };
         let out = self.arch.forward(&mut ctx, batch, kv);
         for (&(seq, n), &had) in added.iter().zip(&existed) {

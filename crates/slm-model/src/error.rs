@@ -63,4 +63,16 @@ pub enum ModelError {
     WindowHistoryLost { seq: u32, pos: u32, first_kept: u32 },
     #[error("perplexity: {0}")]
     Perplexity(String),
+    #[error("imatrix: {0}")]
+    Imatrix(String),
+    #[error("KL divergence: {0}")]
+    Kld(String),
+    #[error("logits file {path}: {reason}")]
+    LogitsFile { path: String, reason: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

@@ -29,7 +29,6 @@ use crate::error::Result;
 use crate::kv_cache::{KvCache, KvSpec};
 use crate::layers::attention::{attention, AttnShape};
 use crate::layers::ffn::{GatedAct, GatedFfn};
-use crate::layers::linear::linear;
 use crate::layers::norm::rms_norm_rows;
 use crate::layers::select_rows;
 use crate::weights::{self, Weight};
@@ -198,9 +197,9 @@ impl Architecture for Gemma3 {
             rms_norm_rows(threads, &mut h, &l.attn_norm, hp.rms_eps);
             ctx.trace("attn_norm", li, n_embd, &h);
 
-            linear(threads, file, &l.wq, &h, &mut q)?;
-            linear(threads, file, &l.wk, &h, &mut k)?;
-            linear(threads, file, &l.wv, &h, &mut v)?;
+            ctx.linear(&l.wq, &h, &mut q)?;
+            ctx.linear(&l.wk, &h, &mut k)?;
+            ctx.linear(&l.wv, &h, &mut v)?;
             rms_norm_rows(threads, &mut q, &l.q_norm, hp.rms_eps);
             rms_norm_rows(threads, &mut k, &l.k_norm, hp.rms_eps);
             ctx.trace("Qcur_normed", li, q_w, &q);
@@ -239,7 +238,7 @@ impl Architecture for Gemma3 {
                 break;
             }
             // h (m, n_embd) = post_norm(attn_out · Wo^T); x += h
-            linear(threads, file, &l.wo, &att, &mut h)?;
+            ctx.linear(&l.wo, &att, &mut h)?;
             rms_norm_rows(threads, &mut h, &l.post_attn_norm, hp.rms_eps);
             ctx.trace("attn_post_norm", li, n_embd, &h);
             ops::add_assign(&mut x, &h);
@@ -248,7 +247,7 @@ impl Architecture for Gemma3 {
             let mut f = x.clone(); // (m, n_embd)
             rms_norm_rows(threads, &mut f, &l.ffn_norm, hp.rms_eps);
             ctx.trace("ffn_norm", li, n_embd, &f);
-            l.ffn.forward(threads, file, &f, &mut h)?;
+            l.ffn.forward(ctx, &f, &mut h)?;
             rms_norm_rows(threads, &mut h, &l.post_ffw_norm, hp.rms_eps);
             ctx.trace("ffn_post_norm", li, n_embd, &h);
             ops::add_assign(&mut x, &h);
@@ -267,7 +266,7 @@ impl Architecture for Gemma3 {
         rms_norm_rows(threads, &mut x, &self.output_norm, hp.rms_eps);
         ctx.trace("result_norm", None, n_embd, &x);
         logits.data = vec![0.0f32; m * hp.n_vocab]; // (m, n_vocab)
-        linear(threads, file, &self.output, &x, &mut logits.data)?;
+        ctx.linear(&self.output, &x, &mut logits.data)?;
         if let Some(cap) = hp.final_soft_cap {
             ops::softcap(&mut logits.data, cap);
         }

@@ -11,7 +11,9 @@
 //!   multi-sequence KV cache with sliding-window trimming.
 //! - [`config`]: hyperparameters from `{arch}.*` keys, sanity-checked.
 //! - [`trace`]: named activations for layer-by-layer diffs.
-//! - [`eval`]: llama.cpp-style perplexity and greedy decoding.
+//! - [`eval`]: llama.cpp-style perplexity, KL divergence against saved logits, greedy decoding.
+//! - [`imatrix`]: importance-matrix collection (llama-imatrix) through the
+//!   [`ActivationObserver`] hook on every weight matmul.
 
 #![forbid(unsafe_code)]
 
@@ -21,6 +23,7 @@ pub mod config;
 pub mod error;
 pub mod eval;
 pub mod gemma3;
+pub mod imatrix;
 pub mod kv_cache;
 pub mod layers;
 pub mod llama;
@@ -35,4 +38,4 @@ pub use batch::{argmax, Batch, BatchToken, Logits, SeqId};
 pub use config::HParams;
 pub use error::{ModelError, Result};
 pub use kv_cache::{KvCache, KvSpec};
-pub use trace::{Printer, Recorder, Tracer};
+pub use trace::{ActivationObserver, Printer, Recorder, Tracer};

@@ -27,7 +27,6 @@ use crate::error::{ModelError, Result};
 use crate::kv_cache::{KvCache, KvSpec};
 use crate::layers::attention::{attention, AttnShape};
 use crate::layers::ffn::{GatedAct, GatedFfn};
-use crate::layers::linear::linear;
 use crate::layers::select_rows;
 use crate::weights::{self, Weight};
 
@@ -151,6 +150,12 @@ fn split_rows(w: &Weight, start: usize, n: usize) -> Result<Weight> {
         info,
         rows: n,
         cols: w.cols,
+        // The slices share one input: the observer sees it once, as the fused tensor.
+        observe_as: if start == 0 {
+            w.observe_as.clone()
+        } else {
+            None
+        },
     })
 }
 
@@ -383,9 +388,9 @@ impl Architecture for Decoder {
             ops::rms_norm_rows(&mut h, &l.attn_norm, hp.rms_eps);
             ctx.trace("attn_norm", li, n_embd, &h);
 
-            linear(threads, file, &l.wq, &h, &mut q)?;
-            linear(threads, file, &l.wk, &h, &mut k)?;
-            linear(threads, file, &l.wv, &h, &mut v)?;
+            ctx.linear(&l.wq, &h, &mut q)?;
+            ctx.linear(&l.wk, &h, &mut k)?;
+            ctx.linear(&l.wv, &h, &mut v)?;
             add_bias(&mut q, &l.bq);
             add_bias(&mut k, &l.bk);
             add_bias(&mut v, &l.bv);
@@ -427,7 +432,7 @@ impl Architecture for Decoder {
                 break;
             }
             // h (m, n_embd) = attn_out · Wo^T (+ bo); x += h
-            linear(threads, file, &l.wo, &att, &mut h)?;
+            ctx.linear(&l.wo, &att, &mut h)?;
             add_bias(&mut h, &l.bo);
             ctx.trace("attn_out", li, n_embd, &h);
             ops::add_assign(&mut x, &h);
@@ -436,7 +441,7 @@ impl Architecture for Decoder {
             let mut f = x.clone(); // (m, n_embd)
             ops::rms_norm_rows(&mut f, &l.ffn_norm, hp.rms_eps);
             ctx.trace("ffn_norm", li, n_embd, &f);
-            l.ffn.forward(threads, file, &f, &mut h)?;
+            l.ffn.forward(ctx, &f, &mut h)?;
             ops::add_assign(&mut x, &h);
             ctx.trace("l_out", li, n_embd, &x);
         }
@@ -453,7 +458,7 @@ impl Architecture for Decoder {
         ops::rms_norm_rows(&mut x, &self.output_norm, hp.rms_eps);
         ctx.trace("result_norm", None, n_embd, &x);
         logits.data = vec![0.0f32; m * hp.n_vocab]; // (m, n_vocab)
-        linear(threads, file, &self.output, &x, &mut logits.data)?;
+        ctx.linear(&self.output, &x, &mut logits.data)?;
         ctx.trace("result_output", None, hp.n_vocab, &logits.data);
         Ok(logits)
     }

@@ -2,6 +2,9 @@
 //! reports each one to an optional [`Tracer`] so two implementations can be diffed layer by
 //! layer. Names follow llama.cpp's (`inp_scaled`, `attn_norm`, `Qcur_normed`, `kqv_out`,
 //! `attn_post_norm`, `sa_out`, `ffn_out`, `l_out`, `result_norm`, `result_output`).
+//!
+//! Also the [`ActivationObserver`] hook: the input rows of every weight matmul, keyed by the
+//! GGUF weight name (what llama.cpp's imatrix tool collects through its eval callback).
 
 use std::collections::BTreeMap;
 
@@ -10,6 +13,16 @@ pub trait Tracer: Send {
     /// `data` is (data.len() / row_len, row_len), one row per batch token (or per output row
     /// after the last layer's selection). `layer` is `None` outside the blocks.
     fn record(&mut self, name: &str, layer: Option<usize>, row_len: usize, data: &[f32]);
+}
+
+/// Sees the input of every weight matmul during a forward pass (llama.cpp's `cb_eval` on
+/// `MUL_MAT` nodes, as used by `llama-imatrix`).
+pub trait ActivationObserver: Send {
+    /// `x` is (x.len() / cols, cols): the activation rows multiplied by the weight `weight`,
+    /// named as in the GGUF file (`blk.0.attn_q.weight`, `output.weight`, or
+    /// `token_embd.weight` for a tied output). A fused tensor (`attn_qkv`, Phi-3's `ffn_up`)
+    /// is reported once per matmul, under its own name.
+    fn observe(&mut self, weight: &str, cols: usize, x: &[f32]);
 }
 
 /// A tracer that keeps copies of activations whose key (`name` or `name-layer`, as in ggml's

@@ -14,6 +14,10 @@ pub struct Weight {
     pub rows: usize,
     /// Input features, contiguous (ggml `ne[0]`).
     pub cols: usize,
+    /// The GGUF tensor name under which an [`ActivationObserver`](crate::trace::ActivationObserver)
+    /// sees this matmul's input: the tensor's own name, the fused tensor's name for the first
+    /// slice of a fused `attn_qkv`/`ffn_up` (the input is shared), `None` for the other slices.
+    pub observe_as: Option<String>,
 }
 
 impl Weight {
@@ -52,6 +56,7 @@ pub fn tensor(file: &GgufFile, name: &str, dims: &[u64]) -> Result<Weight> {
         info: info.clone(),
         rows,
         cols,
+        observe_as: Some(name.to_string()),
     };
     if dims.len() == 2 {
         // Matrices must have a matmul kernel: check once here, not in the forward pass.

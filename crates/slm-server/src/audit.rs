@@ -1,6 +1,8 @@
 //! The audit log: JSON lines, one record per auth failure and per state-changing request,
 //! hash-chained (each record carries the sha256 of the previous line), so editing or removing a
-//! record breaks verification at that record. Records hold no key and no prompt.
+//! record breaks verification at that record. Records hold no key and no prompt. With rotation
+//! the live file is renamed `NAME.000001`, `NAME.000002`, ... when it reaches its size limit and
+//! the chain continues into the new file; [`verify`] follows the rotated files in order.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -22,11 +24,24 @@ pub struct AuditRecord<'a> {
     pub route: &'a str,
     pub decision: &'a str,
     pub status: u16,
+    /// The model a state-changing request concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
 }
 
 pub struct AuditLog {
     path: PathBuf,
-    inner: Mutex<(File, String)>,
+    /// Rotate when the live file would pass this many bytes (0 = never).
+    max_bytes: u64,
+    inner: Mutex<Live>,
+}
+
+struct Live {
+    file: File,
+    /// sha256 of the last line written.
+    last: String,
+    /// Bytes in the live file.
+    size: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,10 +76,44 @@ impl AuditLog {
             .append(true)
             .open(path)
             .map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
         Ok(AuditLog {
             path: path.to_path_buf(),
-            inner: Mutex::new((file, last)),
+            max_bytes: 0,
+            inner: Mutex::new(Live { file, last, size }),
         })
+    }
+
+    /// Rotate the live file when it reaches `max_bytes` (0 = never).
+    pub fn with_rotation(mut self, max_bytes: u64) -> AuditLog {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Rename the live file to the next `NAME.NNNNNN` and start a new one.
+    fn rotate(&self, live: &mut Live) -> std::io::Result<()> {
+        let next = rotated_files(&self.path)
+            .last()
+            .map_or(1, |(n, _)| n + 1);
+        let name = self
+            .path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dest = self.path.with_file_name(format!("{name}.{next:06}"));
+        live.file.sync_all()?;
+        std::fs::rename(&self.path, &dest)?;
+        live.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        live.size = 0;
+        if let Some(dir) = self.path.parent() {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -82,23 +131,72 @@ impl AuditLog {
             .lock()
             .map_err(|_| io(std::io::Error::other("audit log lock poisoned")))?;
         let mut v = serde_json::to_value(rec).map_err(|e| io(std::io::Error::other(e)))?;
-        v["prev"] = serde_json::Value::String(guard.1.clone());
+        v["prev"] = serde_json::Value::String(guard.last.clone());
         let line = v.to_string();
-        guard.0.write_all(line.as_bytes()).map_err(io)?;
-        guard.0.write_all(b"\n").map_err(io)?;
-        guard.0.sync_data().map_err(io)?;
-        guard.1 = sha256_hex(line.as_bytes());
+        let n = line.len() as u64 + 1;
+        if self.max_bytes > 0 && guard.size > 0 && guard.size + n > self.max_bytes {
+            self.rotate(&mut guard).map_err(io)?;
+        }
+        guard.file.write_all(line.as_bytes()).map_err(io)?;
+        guard.file.write_all(b"\n").map_err(io)?;
+        guard.file.sync_data().map_err(io)?;
+        guard.size += n;
+        guard.last = sha256_hex(line.as_bytes());
         Ok(())
     }
 }
 
-/// Check the chain of the log at `path`; returns the number of records and the last hash.
+/// The rotated files of the log at `path` (`NAME.NNNNNN`), oldest first.
+fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.", name.to_string_lossy());
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let f = e.file_name().to_string_lossy().into_owned();
+                    let n = f.strip_prefix(&prefix)?;
+                    (n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
+                        .then(|| n.parse().ok())
+                        .flatten()
+                        .map(|n| (n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// Check the chain of the log at `path`, starting with its rotated files; returns the number of
+/// records and the last hash.
 pub fn verify(path: &Path) -> Result<(usize, String), AuditError> {
+    let rotated = rotated_files(path);
+    let mut prev = GENESIS.to_string();
+    let mut n = 0;
+    for (_, p) in &rotated {
+        n += verify_file(p, &mut prev, n)?;
+    }
+    if rotated.is_empty() || path.exists() {
+        n += verify_file(path, &mut prev, n)?;
+    }
+    Ok((n, prev))
+}
+
+/// Verify one file continuing the chain from `prev`; line numbers in errors count from
+/// `before` records (over all files).
+fn verify_file(path: &Path, prev: &mut String, before: usize) -> Result<usize, AuditError> {
     let file = File::open(path).map_err(|source| AuditError::Io {
         path: path.display().to_string(),
         source,
     })?;
-    let mut prev = GENESIS.to_string();
     let mut n = 0;
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.map_err(|source| AuditError::Io {
@@ -106,19 +204,19 @@ pub fn verify(path: &Path) -> Result<(usize, String), AuditError> {
             source,
         })?;
         let v: serde_json::Value = serde_json::from_str(&line).map_err(|_| AuditError::Broken {
-            line: i + 1,
+            line: before + i + 1,
             why: "not a JSON record".into(),
         })?;
         if v.get("prev").and_then(|p| p.as_str()) != Some(prev.as_str()) {
             return Err(AuditError::Broken {
-                line: i + 1,
+                line: before + i + 1,
                 why: "hash chain does not match the previous record".into(),
             });
         }
-        prev = sha256_hex(line.as_bytes());
+        *prev = sha256_hex(line.as_bytes());
         n += 1;
     }
-    Ok((n, prev))
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -134,6 +232,7 @@ mod tests {
             route: "/api/generate\n\u{1b}[31m",
             decision: "deny",
             status,
+            model: None,
         }
     }
 
@@ -162,6 +261,33 @@ mod tests {
             Err(AuditError::Broken { line, .. }) => assert_eq!(line, 3),
             other => panic!("edit not detected: {other:?}"),
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rotation_continues_the_chain() {
+        let dir = std::env::temp_dir().join(format!("slm-audit-rot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("audit.jsonl");
+        let log = AuditLog::open(&path).unwrap().with_rotation(600);
+        for s in 0..20 {
+            log.append(&rec(400 + s)).unwrap();
+        }
+        drop(log);
+        let rotated = rotated_files(&path);
+        assert!(rotated.len() >= 3, "{rotated:?}");
+        for (_, p) in &rotated {
+            assert!(std::fs::metadata(p).unwrap().len() <= 600);
+        }
+        assert_eq!(verify(&path).unwrap().0, 20, "no record lost across rotation");
+        // Reopening continues the chain over the rotated files.
+        let log = AuditLog::open(&path).unwrap().with_rotation(600);
+        log.append(&rec(200)).unwrap();
+        drop(log);
+        assert_eq!(verify(&path).unwrap().0, 21);
+        // Removing a middle file breaks the chain where the next file starts.
+        std::fs::remove_file(&rotated[1].1).unwrap();
+        assert!(matches!(verify(&path), Err(AuditError::Broken { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

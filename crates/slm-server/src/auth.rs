@@ -18,6 +18,14 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::keys::{KeyStore, Role};
 use crate::state::{unix_now, AppState};
 
+/// Who made a request that passed the guard (anonymous when no keys are configured); handlers
+/// of state-changing routes put it in their audit record.
+#[derive(Clone, Debug, Default)]
+pub struct Principal {
+    pub key_id: Option<String>,
+    pub role: Option<Role>,
+}
+
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -91,7 +99,21 @@ impl Auth {
         decision: &str,
         status: StatusCode,
     ) {
+        self.record(key, method, route, decision, status.as_u16(), None);
+    }
+
+    /// Append one audit record (a state-changing request, with the model it concerned).
+    pub fn record(
+        &self,
+        key: Option<(&str, Role)>,
+        method: &str,
+        route: &str,
+        decision: &str,
+        status: u16,
+        model: Option<&str>,
+    ) {
         if let Some(log) = &self.audit {
+            let model: Option<String> = model.map(|m| m.chars().take(200).collect());
             let rec = AuditRecord {
                 time: unix_now(),
                 key_id: key.map(|k| k.0),
@@ -99,7 +121,8 @@ impl Auth {
                 method,
                 route,
                 decision,
-                status: status.as_u16(),
+                status,
+                model: model.as_deref(),
             };
             if let Err(e) = log.append(&rec) {
                 tracing::error!("audit log: {e}");
@@ -138,7 +161,7 @@ fn loopback_host(host: &str) -> bool {
 }
 
 /// The guard middleware.
-pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let auth: &Arc<Auth> = &state.auth;
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
@@ -163,6 +186,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return next.run(req).await;
     };
     if !auth.keys_required() {
+        req.extensions_mut().insert(Principal::default());
         return next.run(req).await;
     }
     let bearer = req
@@ -208,6 +232,10 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
             "this key's role may not call this endpoint",
         );
     }
+    req.extensions_mut().insert(Principal {
+        key_id: Some(id),
+        role: Some(role),
+    });
     next.run(req).await
 }
 

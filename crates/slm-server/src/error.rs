@@ -13,18 +13,28 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    NotFoundMsg(String),
+    #[error("{0}")]
+    Upstream(String),
     #[error("server busy: {0}")]
     Busy(String),
+    #[error("insufficient memory: {0}")]
+    InsufficientMemory(String),
     #[error("{0}")]
     Internal(String),
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::ModelNotFound(_) | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::ModelNotFound(_) | ApiError::NotFound | ApiError::NotFoundMsg(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientMemory(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -32,8 +42,12 @@ impl ApiError {
     fn kind(&self) -> &'static str {
         match self {
             ApiError::BadRequest(_) => "invalid_request_error",
-            ApiError::ModelNotFound(_) | ApiError::NotFound => "not_found_error",
+            ApiError::ModelNotFound(_) | ApiError::NotFound | ApiError::NotFoundMsg(_) => {
+                "not_found_error"
+            }
+            ApiError::Upstream(_) => "upstream_error",
             ApiError::Busy(_) => "server_busy",
+            ApiError::InsufficientMemory(_) => "insufficient_memory",
             ApiError::Internal(_) => "server_error",
         }
     }
@@ -46,6 +60,25 @@ impl From<slm_engine::EngineError> for ApiError {
             E::QueueFull(_) | E::Stopped => ApiError::Busy(e.to_string()),
             E::Model(m) => ApiError::Internal(m),
             other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<slm_hub::HubError> for ApiError {
+    fn from(e: slm_hub::HubError) -> Self {
+        use slm_hub::HubError as H;
+        match e {
+            H::InvalidName { .. } | H::InvalidDigest { .. } | H::InvalidFileName { .. } => {
+                ApiError::BadRequest(e.to_string())
+            }
+            H::NotFound { .. } | H::NotInCatalog { .. } | H::Offline { .. } => {
+                ApiError::NotFoundMsg(e.to_string())
+            }
+            H::HttpStatus { status: 404, .. } => ApiError::NotFoundMsg(e.to_string()),
+            H::Other(m) => ApiError::BadRequest(m),
+            // Registry and network failures: the upstream failed, not this server; no paths.
+            H::Io { .. } | H::Symlink { .. } => ApiError::Internal("the model store failed".into()),
+            other => ApiError::Upstream(other.to_string()),
         }
     }
 }
@@ -73,4 +106,56 @@ impl IntoResponse for ApiError {
 
 pub async fn not_found() -> ApiError {
     ApiError::NotFound
+}
+
+/// Give every 4xx answer that is not JSON (axum's extractor rejections: malformed JSON, wrong
+/// content type, body too large) the same JSON error shape as the server's own errors.
+pub async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let body = serde_json::json!({
+        "error": {"message": text, "type": "invalid_request_error", "code": status.as_u16()}
+    });
+    let mut out = (status, Json(body)).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != "content-type" && k != "content-length" {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
+/// Handler panics caught so far (each answered 500 instead of dropping the connection).
+pub static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Catch a panicking handler: count it, log it, answer 500 (reliability guide: per-request
+/// `catch_unwind`, the counter stays 0 in the fuzz tests).
+pub async fn catch_panics(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            PANICS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!("a request handler panicked");
+            ApiError::Internal("internal error".into()).into_response()
+        }
+    }
 }

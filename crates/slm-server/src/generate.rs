@@ -3,15 +3,15 @@
 //! non-streaming responses.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use slm_engine::sampling::{Sampled, SamplingParams, DEFAULT_SEED};
 use slm_engine::{Done, Event, FinishReason, GenerateRequest};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
-use crate::state::{Metrics, ServedModel};
+use crate::models::Lease;
+use crate::state::AppState;
 
 pub const MAX_TOKENS_CAP: usize = 4096;
 pub const MAX_N: usize = 4;
@@ -137,13 +137,22 @@ impl Options {
 }
 
 /// Start a generation; its events arrive on the returned channel. Dropping the receiver (the
-/// client went away) cancels the generation before the engine's next step.
+/// client went away) cancels the generation before the engine's next step. The lease keeps the
+/// model loaded until the generation ends. A generation that outlives the per-request wall-clock
+/// cap, or the shutdown drain, is cancelled and ends with a `Length` finish.
 pub fn start(
-    served: &ServedModel,
+    served: Lease,
     req: GenerateRequest,
-    metrics: Arc<Metrics>,
+    state: &AppState,
 ) -> Result<mpsc::Receiver<Event>, ApiError> {
+    let metrics = state.metrics.clone();
+    let limits = state.limits.clone();
     metrics.requests.fetch_add(1, Ordering::Relaxed);
+    if limits.drain_deadline().is_some() {
+        metrics.errors.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::Busy("the server is shutting down".into()));
+    }
+    let prompt_tokens = req.prompt.len();
     let generation = served
         .model
         .engine
@@ -153,17 +162,48 @@ pub fn start(
             metrics.errors.fetch_add(1, Ordering::Relaxed);
         })?;
     let (tx, rx) = mpsc::channel(256);
-    std::thread::Builder::new()
+    metrics.streams.fetch_add(1, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
         .name("slm-stream".into())
         .spawn(move || {
+            let _lease = served;
             let t0 = Instant::now();
+            let cap = limits.max_request.map(|d| t0 + d);
             let mut last: Option<Instant> = None;
-            for ev in generation {
+            let mut generated = 0usize;
+            let mut first_at: Option<Instant> = None;
+            loop {
+                let now = Instant::now();
+                let over = cap.is_some_and(|c| now >= c)
+                    || limits.drain_deadline().is_some_and(|d| now >= d);
+                let ev = if over {
+                    // Wall-clock cap or shutdown drain: end the generation with a final record.
+                    generation.cancel();
+                    metrics.timeouts.fetch_add(1, Ordering::Relaxed);
+                    let first = first_at.unwrap_or(now);
+                    Event::Done(Done {
+                        finish: FinishReason::Length,
+                        prompt_tokens,
+                        cached_tokens: 0,
+                        generated_tokens: generated,
+                        prompt_time: first.duration_since(t0),
+                        gen_time: now.duration_since(first),
+                    })
+                } else {
+                    match generation.next_timeout(Duration::from_millis(100)) {
+                        Ok(Some(ev)) => ev,
+                        Ok(None) if tx.is_closed() => break,
+                        Ok(None) => continue,
+                        Err(()) => break,
+                    }
+                };
                 match &ev {
                     Event::Token { .. } => {
+                        generated += 1;
                         let now = Instant::now();
                         match last {
                             None => {
+                                first_at = Some(now);
                                 let us = now.duration_since(t0).as_micros() as u64;
                                 metrics.ttft_us_sum.fetch_add(us, Ordering::Relaxed);
                                 metrics.ttft_count.fetch_add(1, Ordering::Relaxed);
@@ -193,8 +233,15 @@ pub fn start(
                     break;
                 }
             }
-        })
-        .map_err(|e| ApiError::Internal(format!("cannot start a stream thread: {e}")))?;
+            drop(generation);
+            metrics.streams.fetch_sub(1, Ordering::Relaxed);
+        });
+    if let Err(e) = spawned {
+        state.metrics.streams.fetch_sub(1, Ordering::Relaxed);
+        return Err(ApiError::Internal(format!(
+            "cannot start a stream thread: {e}"
+        )));
+    }
     Ok(rx)
 }
 

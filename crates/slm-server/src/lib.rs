@@ -2,23 +2,32 @@
 //! its own engine thread (continuous batching over its KV-cache slots); handlers translate API
 //! requests into [`slm_engine::GenerateRequest`]s and engine events into JSON, SSE or NDJSON.
 //! Async stops at the engine handle: a request's events cross from the engine's thread to the
-//! handler through a channel, and a client that goes away cancels its generation.
+//! handler through a channel, and a client that goes away cancels its generation. Models load on
+//! demand by name (`models`) within a memory budget; admin routes manage the store (`admin`).
 #![forbid(unsafe_code)]
 
+mod admin;
 pub mod audit;
 pub mod auth;
 mod error;
 mod generate;
+pub mod keep_alive;
 pub mod keys;
+mod metrics;
+pub mod models;
 mod ollama;
 mod openai;
 mod state;
 
-use axum::routing::{get, post};
+use std::time::{Duration, Instant};
+
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 pub use error::ApiError;
-pub use state::{unix_now, AppState, ServedModel};
+pub use keep_alive::KeepAlive;
+pub use models::{ModelConfig, Models};
+pub use state::{unix_now, AppState, Limits, ServedModel};
 
 use auth::Access;
 use keys::Role;
@@ -39,6 +48,10 @@ pub const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/api/version", Access::Min(Role::Viewer)),
     ("POST", "/api/tokenize", Access::Min(Role::User)),
     ("POST", "/api/detokenize", Access::Min(Role::User)),
+    ("POST", "/api/pull", Access::Min(Role::Admin)),
+    ("POST", "/api/copy", Access::Min(Role::Admin)),
+    ("POST", "/api/create", Access::Min(Role::Admin)),
+    ("DELETE", "/api/delete", Access::Min(Role::Admin)),
 ];
 
 /// The application router (testable without binding a port).
@@ -47,7 +60,7 @@ pub fn router(state: AppState) -> Router {
     for &(method, path, _) in ROUTES {
         let handler = match (method, path) {
             ("GET", "/health") => get(state::health),
-            ("GET", "/metrics") => get(state::metrics),
+            ("GET", "/metrics") => get(metrics::metrics),
             ("GET", "/v1/models") => get(openai::models),
             ("POST", "/v1/chat/completions") => post(openai::chat_completions),
             ("POST", "/v1/completions") => post(openai::completions),
@@ -59,6 +72,10 @@ pub fn router(state: AppState) -> Router {
             ("GET", "/api/version") => get(ollama::version),
             ("POST", "/api/tokenize") => post(ollama::tokenize),
             ("POST", "/api/detokenize") => post(ollama::detokenize),
+            ("POST", "/api/pull") => post(admin::pull),
+            ("POST", "/api/copy") => post(admin::copy),
+            ("POST", "/api/create") => post(admin::create),
+            ("DELETE", "/api/delete") => delete(admin::delete),
             // A policy row without a handler is caught by the route-table test (it answers 404).
             _ => continue,
         };
@@ -66,6 +83,8 @@ pub fn router(state: AppState) -> Router {
     }
     r.fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(8 << 20))
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(error::catch_panics))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::guard,
@@ -73,11 +92,47 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serve on a bound listener until Ctrl-C or SIGTERM.
-pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
+/// Serve on a bound listener until Ctrl-C or SIGTERM, then drain: stop accepting, refuse new
+/// generations, let running ones finish for up to `shutdown_timeout` (then end them with a
+/// final `length` record), and return once every connection has closed. Idle models are
+/// unloaded by a reaper in the meantime.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown_timeout: Duration,
+) -> std::io::Result<()> {
+    let models = state.models.clone();
+    let reaper = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            models.reap(None).await;
+        }
+    });
+    let (tx, mut rx) = tokio::sync::watch::channel(false);
+    let limits = state.limits.clone();
+    let signal = async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: draining for up to {shutdown_timeout:?}");
+        *limits
+            .drain_deadline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + shutdown_timeout);
+        let _ = tx.send(true);
+    };
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
+    let backstop = async move {
+        let _ = rx.wait_for(|v| *v).await;
+        tokio::time::sleep(shutdown_timeout + Duration::from_secs(2)).await;
+    };
+    let r = tokio::select! {
+        r = server => r,
+        _ = backstop => {
+            tracing::warn!("connections still open after the drain timeout; closing them");
+            Ok(())
+        }
+    };
+    reaper.abort();
+    r
 }
 
 async fn shutdown_signal() {

@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 
 use crate::error::ApiError;
 use crate::generate::{collect, finish_name, start, Options};
+use crate::keep_alive::KeepAlive;
+use crate::models::Lease;
 use crate::state::{unix_now, AppState, ServedModel};
 
 #[derive(Deserialize, Default)]
@@ -48,7 +50,8 @@ pub struct GenerateRequest {
     stream: Option<bool>,
     format: Option<Value>,
     #[serde(default)]
-    options: OllamaOptions,
+    options: Value,
+    keep_alive: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -60,7 +63,8 @@ pub struct ChatRequest {
     stream: Option<bool>,
     format: Option<Value>,
     #[serde(default)]
-    options: OllamaOptions,
+    options: Value,
+    keep_alive: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +85,20 @@ fn ollama_default_sampling() -> SamplingParams {
         repeat_last_n: 64,
         ..SamplingParams::default()
     }
+}
+
+/// The request's options over the model's PARAMETERs (from `/api/create`), as typed options.
+fn merged_options(served: &ServedModel, req: &Value) -> Result<OllamaOptions, ApiError> {
+    let mut map = served.params.clone();
+    // A stored num_ctx may exceed this server's context; the server's own context applies.
+    map.remove("num_ctx");
+    match req {
+        Value::Null => {}
+        Value::Object(o) => map.extend(o.clone()),
+        _ => return Err(ApiError::BadRequest("options must be an object".into())),
+    }
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| ApiError::BadRequest(format!("options: {e}")))
 }
 
 fn to_options(
@@ -195,22 +213,36 @@ fn stream_ndjson(
     ndjson(s)
 }
 
+/// Answer a load request (the model is loaded; its keep-alive starts now).
+async fn load_or_unload(_state: &AppState, served: Lease, _keep: Option<KeepAlive>) -> &'static str {
+    drop(served);
+    "load"
+}
+
 pub async fn generate(
     State(state): State<AppState>,
     Json(req): Json<GenerateRequest>,
 ) -> Result<Response, ApiError> {
-    let served = state.model(&req.model)?;
+    let keep = KeepAlive::from_json(req.keep_alive.as_ref())?;
     if req.template.is_some() {
         return Err(ApiError::BadRequest(
             "request-supplied templates are disabled on this server".into(),
         ));
     }
+    if req.prompt.is_empty() && req.system.is_none() && keep == Some(KeepAlive::ZERO) {
+        state.models.unload(&req.model).await;
+        return Ok(Json(json!({"model": req.model, "created_at": rfc3339(unix_now()),
+                              "response": "", "done": true, "done_reason": "unload"}))
+        .into_response());
+    }
+    let served = state.models.acquire(&req.model, keep).await?;
     let model = served.name.clone();
     if req.prompt.is_empty() && req.system.is_none() {
-        // Ollama's "load the model" request.
+        // Ollama's "load the model" request; with keep_alive 0, "unload it".
+        let reason = load_or_unload(&state, served, keep).await;
         return Ok(
             Json(json!({"model": model, "created_at": rfc3339(unix_now()),
-                              "response": "", "done": true, "done_reason": "load"}))
+                              "response": "", "done": true, "done_reason": reason}))
             .into_response(),
         );
     }
@@ -219,15 +251,15 @@ pub async fn generate(
         served.model.tokenize_raw(&req.prompt)?
     } else {
         let mut msgs = Vec::new();
-        if let Some(s) = &req.system {
+        if let Some(s) = req.system.as_ref().or(served.system.as_ref()) {
             msgs.push(ChatMessage::new("system", s.clone()));
         }
         msgs.push(ChatMessage::new("user", req.prompt.clone()));
         served.model.tokenize_chat(&msgs)?
     };
-    let opts = to_options(&req.options, served, &req.format)?;
+    let opts = to_options(&merged_options(&served, &req.options)?, &served, &req.format)?;
     let gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
-    let rx = start(served, gen_req, state.metrics.clone())?;
+    let rx = start(served, gen_req, &state)?;
     if req.stream.unwrap_or(true) {
         return Ok(stream_ndjson(
             rx,
@@ -244,29 +276,44 @@ pub async fn chat(
     State(state): State<AppState>,
     Json(req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let served = state.model(&req.model)?;
+    let keep = KeepAlive::from_json(req.keep_alive.as_ref())?;
+    if req.messages.is_empty() && keep == Some(KeepAlive::ZERO) {
+        state.models.unload(&req.model).await;
+        return Ok(Json(json!({"model": req.model, "created_at": rfc3339(unix_now()),
+                              "message": {"role": "assistant", "content": ""},
+                              "done": true, "done_reason": "unload"}))
+        .into_response());
+    }
+    let served = state.models.acquire(&req.model, keep).await?;
     let model = served.name.clone();
     if req.messages.is_empty() {
+        let reason = load_or_unload(&state, served, keep).await;
         return Ok(
             Json(json!({"model": model, "created_at": rfc3339(unix_now()),
                               "message": {"role": "assistant", "content": ""},
-                              "done": true, "done_reason": "load"}))
+                              "done": true, "done_reason": reason}))
             .into_response(),
         );
     }
     if req.messages.len() > 1024 {
         return Err(ApiError::BadRequest("at most 1024 messages".into()));
     }
-    let msgs: Vec<ChatMessage> = req
-        .messages
-        .iter()
-        .map(|m| ChatMessage::new(m.role.clone(), m.content.clone()))
-        .collect();
+    let mut msgs: Vec<ChatMessage> = Vec::with_capacity(req.messages.len() + 1);
+    if let Some(system) = &served.system {
+        if req.messages.iter().all(|m| m.role != "system") {
+            msgs.push(ChatMessage::new("system", system.clone()));
+        }
+    }
+    msgs.extend(
+        req.messages
+            .iter()
+            .map(|m| ChatMessage::new(m.role.clone(), m.content.clone())),
+    );
     let prompt = served.model.tokenize_chat(&msgs)?;
-    let opts = to_options(&req.options, served, &req.format)?;
+    let opts = to_options(&merged_options(&served, &req.options)?, &served, &req.format)?;
     let mut gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
     gen_req.stop.extend(served.model.chat_stops());
-    let rx = start(served, gen_req, state.metrics.clone())?;
+    let rx = start(served, gen_req, &state)?;
     if req.stream.unwrap_or(true) {
         return Ok(stream_ndjson(rx, move |text| {
             json!({"model": model, "created_at": rfc3339(unix_now()),
@@ -280,8 +327,7 @@ pub async fn chat(
     Ok(Json(v).into_response())
 }
 
-fn details(m: &ServedModel) -> Value {
-    let s = &m.model.summary;
+fn details(s: &slm_engine::info::ModelSummary) -> Value {
     json!({
         "format": "gguf",
         "family": s.architecture,
@@ -291,31 +337,51 @@ fn details(m: &ServedModel) -> Value {
     })
 }
 
-fn entry(m: &ServedModel) -> Value {
-    json!({
-        "name": m.name, "model": m.name,
-        "modified_at": rfc3339(m.loaded_at),
-        "size": m.model.summary.file_bytes,
-        "digest": "",
-        "details": details(m),
-    })
+/// Summary of a GGUF file without loading it (its header is mapped and read).
+fn summary_of(path: &std::path::Path) -> Option<slm_engine::info::ModelSummary> {
+    let f = slm_gguf::GgufFile::open(path).ok()?;
+    Some(slm_engine::info::summarize(f.header(), f.file_len()))
 }
 
 pub async fn tags(State(state): State<AppState>) -> impl IntoResponse {
-    let models: Vec<Value> = state.models.values().map(entry).collect();
+    let models = tokio::task::spawn_blocking(move || {
+        state
+            .models
+            .available()
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "name": a.name, "model": a.name,
+                    "modified_at": rfc3339(a.modified),
+                    "size": a.size,
+                    "digest": a.digest,
+                    "details": summary_of(&a.path).map_or(Value::Null, |s| details(&s)),
+                })
+            })
+            .collect::<Vec<Value>>()
+    })
+    .await
+    .unwrap_or_default();
     Json(json!({ "models": models }))
 }
 
 pub async fn ps(State(state): State<AppState>) -> impl IntoResponse {
     let models: Vec<Value> = state
         .models
-        .values()
+        .loaded()
+        .iter()
         .map(|m| {
-            let mut v = entry(m);
-            v["expires_at"] = json!("2999-01-01T00:00:00Z");
-            v["size_vram"] = json!(0);
-            v["context_length"] = json!(m.model.n_ctx);
-            v
+            json!({
+                "name": m.name, "model": m.name,
+                "size": m.size,
+                "digest": m.digest.strip_prefix("sha256:").unwrap_or(&m.digest),
+                "details": details(&m.model.summary),
+                "expires_at": rfc3339(m.expires_unix()),
+                "size_vram": 0,
+                "context_length": m.model.n_ctx,
+                "slots": m.slots,
+                "in_flight": m.in_flight(),
+            })
         })
         .collect();
     Json(json!({ "models": models }))
@@ -334,28 +400,52 @@ pub async fn show(
     Json(req): Json<ModelRef>,
 ) -> Result<Response, ApiError> {
     let name = if req.model.is_empty() {
-        &req.name
+        req.name
     } else {
-        &req.model
+        req.model
     };
-    let m = state.model(name)?;
-    let s = &m.model.summary;
-    let arch = s.architecture.clone().unwrap_or_default();
-    Ok(Json(json!({
-        "modelfile": format!("FROM {}\n", m.name),
-        "parameters": "",
-        "template": m.model.file.get_str("tokenizer.chat_template").unwrap_or(slm_engine::loaded::FALLBACK_TEMPLATE),
-        "details": details(m),
-        "model_info": {
-            "general.architecture": arch,
-            "general.parameter_count": s.parameters,
-            format!("{arch}.context_length"): s.context_length,
-            format!("{arch}.embedding_length"): s.embedding_length,
-            format!("{arch}.block_count"): s.block_count,
-        },
-        "capabilities": ["completion"],
-    }))
-    .into_response())
+    let v = tokio::task::spawn_blocking(move || -> Result<Value, ApiError> {
+        let src = state.models.find(&name)?;
+        let f = slm_gguf::GgufFile::open(&src.path)
+            .map_err(|_| ApiError::Internal("the model file is not readable".into()))?;
+        let s = slm_engine::info::summarize(f.header(), f.file_len());
+        let arch = s.architecture.clone().unwrap_or_default();
+        let mut modelfile = format!("FROM {}\n", src.key);
+        if let Some(sys) = &src.system {
+            modelfile.push_str(&format!("SYSTEM {}\n", serde_json::to_string(sys).unwrap_or_default()));
+        }
+        let mut parameters = String::new();
+        for (k, v) in &src.params {
+            let vals = match v {
+                Value::Array(a) => a.clone(),
+                v => vec![v.clone()],
+            };
+            for v in vals {
+                let line = format!("{k} {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
+                modelfile.push_str(&format!("PARAMETER {line}\n"));
+                parameters.push_str(&line);
+                parameters.push('\n');
+            }
+        }
+        Ok(json!({
+            "modelfile": modelfile,
+            "parameters": parameters,
+            "system": src.system,
+            "template": f.get_str("tokenizer.chat_template").unwrap_or(slm_engine::loaded::FALLBACK_TEMPLATE),
+            "details": details(&s),
+            "model_info": {
+                "general.architecture": arch,
+                "general.parameter_count": s.parameters,
+                format!("{arch}.context_length"): s.context_length,
+                format!("{arch}.embedding_length"): s.embedding_length,
+                format!("{arch}.block_count"): s.block_count,
+            },
+            "capabilities": ["completion"],
+        }))
+    })
+    .await
+    .map_err(|_| ApiError::Internal("show failed".into()))??;
+    Ok(Json(v).into_response())
 }
 
 pub async fn version() -> impl IntoResponse {
@@ -374,7 +464,7 @@ pub async fn tokenize(
     State(state): State<AppState>,
     Json(req): Json<TokenizeRequest>,
 ) -> Result<Response, ApiError> {
-    let m = state.model(&req.model)?;
+    let m = state.model(&req.model).await?;
     let tokens = m
         .model
         .tokenizer
@@ -394,7 +484,7 @@ pub async fn detokenize(
     State(state): State<AppState>,
     Json(req): Json<DetokenizeRequest>,
 ) -> Result<Response, ApiError> {
-    let m = state.model(&req.model)?;
+    let m = state.model(&req.model).await?;
     let n_vocab = m.model.tokenizer.n_vocab();
     if let Some(bad) = req.tokens.iter().find(|&&t| t as usize >= n_vocab) {
         return Err(ApiError::BadRequest(format!(

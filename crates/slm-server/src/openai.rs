@@ -13,7 +13,10 @@ use serde_json::{json, Value};
 use slm_engine::sampling::{Sampled, SamplingParams};
 use slm_engine::Event;
 use slm_tokenizer::template::ChatMessage;
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
 use crate::generate::{collect, finish_name, start, Options, MAX_N};
@@ -138,11 +141,6 @@ fn options(c: &CommonParams, logprobs: Option<usize>) -> Result<(Options, usize)
     if n < 1 || n as usize > MAX_N {
         return Err(ApiError::BadRequest(format!("n must be in 1..={MAX_N}")));
     }
-    if n > 1 && c.stream {
-        return Err(ApiError::BadRequest(
-            "n > 1 is not supported with stream".into(),
-        ));
-    }
     Ok((
         Options {
             max_tokens: c.max_completion_tokens.or(c.max_tokens),
@@ -199,13 +197,16 @@ fn chat_logprobs(served: &ServedModel, lps: &[Sampled]) -> Value {
 }
 
 pub async fn models(State(state): State<AppState>) -> impl IntoResponse {
-    let data: Vec<Value> = state
-        .models
-        .values()
-        .map(
-            |m| json!({"id": m.name, "object": "model", "created": m.loaded_at, "owned_by": "slm"}),
-        )
-        .collect();
+    let data: Vec<Value> = tokio::task::spawn_blocking(move || {
+        state
+            .models
+            .available()
+            .into_iter()
+            .map(|m| json!({"id": m.name, "object": "model", "created": m.modified, "owned_by": "slm"}))
+            .collect()
+    })
+    .await
+    .unwrap_or_default();
     Json(json!({"object": "list", "data": data}))
 }
 
@@ -223,7 +224,7 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     Json(req): Json<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let served = state.model(&req.common.model)?;
+    let served = state.model(&req.common.model).await?;
     if req.messages.is_empty() || req.messages.len() > 1024 {
         return Err(ApiError::BadRequest(
             "messages must hold 1 to 1024 messages".into(),
@@ -258,14 +259,13 @@ pub async fn chat_completions(
     let id = completion_id("chatcmpl");
     let created = unix_now();
     let model = served.name.clone();
-    if req.common.stream {
-        let rx = start(served, gen_req, state.metrics.clone())?;
-        let include_usage = req.common.stream_options.is_some_and(|o| o.include_usage);
-        return Ok(sse(chat_stream(rx, id, created, model, include_usage)).into_response());
-    }
     let mut receivers = Vec::with_capacity(n);
     for _ in 0..n {
-        receivers.push(start(served, gen_req.clone(), state.metrics.clone())?);
+        receivers.push(start(served.clone(), gen_req.clone(), &state)?);
+    }
+    if req.common.stream {
+        let include_usage = req.common.stream_options.is_some_and(|o| o.include_usage);
+        return Ok(sse(chat_stream(receivers, id, created, model, include_usage)).into_response());
     }
     let mut choices = Vec::new();
     let (mut prompt_tokens, mut completion_tokens, mut cached_tokens) = (0, 0, 0);
@@ -281,7 +281,7 @@ pub async fn chat_completions(
             "logprobs": Value::Null,
         });
         if top.is_some() {
-            choice["logprobs"] = chat_logprobs(served, &c.logprobs);
+            choice["logprobs"] = chat_logprobs(&served, &c.logprobs);
         }
         choices.push(choice);
     }
@@ -306,75 +306,82 @@ fn sse(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
+/// The events of `n` generations, tagged with their choice index, as they arrive.
+fn merged(receivers: Vec<mpsc::Receiver<Event>>) -> impl Stream<Item = (usize, Event)> + Send {
+    stream::select_all(
+        receivers
+            .into_iter()
+            .enumerate()
+            .map(|(i, rx)| ReceiverStream::new(rx).map(move |ev| (i, ev))),
+    )
+}
+
+/// Token totals of a streamed request, for the final usage chunk.
+#[derive(Default)]
+struct Totals {
+    prompt: usize,
+    completion: usize,
+}
+
 fn chat_stream(
-    rx: mpsc::Receiver<Event>,
+    receivers: Vec<mpsc::Receiver<Event>>,
     id: String,
     created: u64,
     model: String,
     include_usage: bool,
 ) -> impl Stream<Item = Value> + Send + 'static {
-    let chunk = move |delta: Value, finish: Value, usage: Option<Value>| {
-        let mut v = json!({
+    let chunk = move |index: usize, delta: Value, finish: Value| {
+        json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": Value::Null}],
-        });
-        if let Some(u) = usage {
-            v["usage"] = u;
-        }
-        v
+            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": Value::Null}],
+        })
     };
-    let first = chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-        None,
-    );
-    let rest = stream::unfold((rx, false), move |(mut rx, finished)| {
-        let chunk = chunk.clone();
-        async move {
-            if finished {
-                return None;
+    let firsts: Vec<Value> = (0..receivers.len())
+        .map(|i| {
+            chunk(
+                i,
+                json!({"role": "assistant", "content": ""}),
+                Value::Null,
+            )
+        })
+        .collect();
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let t = totals.clone();
+    let last = chunk.clone();
+    let body = merged(receivers).filter_map(move |(i, ev)| {
+        let out = match ev {
+            Event::Token { text, .. } if text.is_empty() => None,
+            Event::Token { text, .. } => Some(chunk(i, json!({"content": text}), Value::Null)),
+            Event::Done(d) => {
+                let mut t = t.lock().unwrap_or_else(|p| p.into_inner());
+                t.prompt = d.prompt_tokens;
+                t.completion += d.generated_tokens;
+                Some(chunk(i, json!({}), json!(finish_name(d.finish))))
             }
-            loop {
-                match rx.recv().await? {
-                    Event::Token { text, .. } if text.is_empty() => continue,
-                    Event::Token { text, .. } => {
-                        return Some((
-                            vec![chunk(json!({"content": text}), Value::Null, None)],
-                            (rx, false),
-                        ))
-                    }
-                    Event::Done(d) => {
-                        let mut out = vec![chunk(json!({}), json!(finish_name(d.finish)), None)];
-                        if include_usage {
-                            let mut u = chunk(json!({}), Value::Null, None);
-                            u["choices"] = json!([]);
-                            u["usage"] = json!({
-                                "prompt_tokens": d.prompt_tokens,
-                                "completion_tokens": d.generated_tokens,
-                                "total_tokens": d.prompt_tokens + d.generated_tokens,
-                            });
-                            out.push(u);
-                        }
-                        return Some((out, (rx, true)));
-                    }
-                    Event::Error(e) => {
-                        return Some((
-                            vec![json!({"error": {"message": e.to_string()}})],
-                            (rx, true),
-                        ))
-                    }
-                }
-            }
-        }
+            Event::Error(e) => Some(json!({"error": {"message": e.to_string()}})),
+        };
+        async move { out }
     });
-    stream::once(async move { first }).chain(rest.flat_map(stream::iter))
+    let usage = stream::once(async move {
+        let t = totals.lock().unwrap_or_else(|p| p.into_inner());
+        let mut u = last(0, json!({}), Value::Null);
+        u["choices"] = json!([]);
+        u["usage"] = json!({
+            "prompt_tokens": t.prompt,
+            "completion_tokens": t.completion,
+            "total_tokens": t.prompt + t.completion,
+        });
+        u
+    })
+    .filter(move |_| std::future::ready(include_usage));
+    stream::iter(firsts).chain(body).chain(usage)
 }
 
 pub async fn completions(
     State(state): State<AppState>,
     Json(req): Json<CompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let served = state.model(&req.common.model)?;
+    let served = state.model(&req.common.model).await?;
     let prompt_text = match req.prompt {
         OneOrMany::One(s) => s,
         OneOrMany::Many(v) if v.len() == 1 => v.into_iter().next().unwrap_or_default(),
@@ -397,36 +404,29 @@ pub async fn completions(
     let id = completion_id("cmpl");
     let created = unix_now();
     let model = served.name.clone();
+    let mut receivers = Vec::with_capacity(n);
+    for _ in 0..n {
+        receivers.push(start(served.clone(), gen_req.clone(), &state)?);
+    }
     if req.common.stream {
-        let rx = start(served, gen_req, state.metrics.clone())?;
-        let s = stream::unfold((rx, false), move |(mut rx, finished)| {
-            let (id, model) = (id.clone(), model.clone());
-            async move {
-                if finished {
-                    return None;
+        let s = merged(receivers).filter_map(move |(index, ev)| {
+            let v = match ev {
+                Event::Token { text, .. } if text.is_empty() => None,
+                Event::Token { text, .. } => Some((text, Value::Null)),
+                Event::Done(d) => Some((String::new(), json!(finish_name(d.finish)))),
+                Event::Error(e) => {
+                    return std::future::ready(Some(json!({"error": {"message": e.to_string()}})))
                 }
-                let (text, finish, end) = match rx.recv().await? {
-                    Event::Token { text, .. } => (text, Value::Null, false),
-                    Event::Done(d) => (String::new(), json!(finish_name(d.finish)), true),
-                    Event::Error(e) => {
-                        return Some((json!({"error": {"message": e.to_string()}}), (rx, true)))
-                    }
-                };
-                Some((
-                    json!({"id": id, "object": "text_completion", "created": created, "model": model,
-                           "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": Value::Null}]}),
-                    (rx, end),
-                ))
-            }
+            };
+            std::future::ready(v.map(|(text, finish)| {
+                json!({"id": id, "object": "text_completion", "created": created, "model": model,
+                       "choices": [{"index": index, "text": text, "finish_reason": finish, "logprobs": Value::Null}]})
+            }))
         });
         return Ok(sse(s).into_response());
     }
     let mut choices = Vec::new();
     let (mut prompt_tokens, mut completion_tokens) = (0, 0);
-    let mut receivers = Vec::with_capacity(n);
-    for _ in 0..n {
-        receivers.push(start(served, gen_req.clone(), state.metrics.clone())?);
-    }
     for (index, rx) in receivers.into_iter().enumerate() {
         let c = collect(rx).await?;
         prompt_tokens = c.done.prompt_tokens;

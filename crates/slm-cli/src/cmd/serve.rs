@@ -1,14 +1,15 @@
-//! `slm serve MODEL...`: the OpenAI- and Ollama-compatible HTTP server.
+//! `slm serve [MODEL...]`: the OpenAI- and Ollama-compatible HTTP server.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use slm_engine::{EngineConfig, LoadOptions, LoadedModel};
+use slm_engine::{EngineConfig, LoadOptions};
 use slm_server::audit::AuditLog;
 use slm_server::auth::Auth;
-use slm_server::{keys, AppState, ServedModel};
+use slm_server::{keys, AppState, KeepAlive, Limits, ModelConfig, Models};
 
 use super::load::default_threads;
 
@@ -16,8 +17,14 @@ use super::load::default_threads;
 #[command(
     about = "Serve models over OpenAI- and Ollama-compatible HTTP APIs",
     after_help = "Endpoints: /v1/chat/completions, /v1/completions, /v1/models (OpenAI); /api/generate, \
-/api/chat, /api/tags, /api/show, /api/ps, /api/version, /api/tokenize, /api/detokenize (Ollama); \
-/health and /metrics (Prometheus).\n\n\
+/api/chat, /api/tags, /api/show, /api/ps, /api/version, /api/tokenize, /api/detokenize, and for \
+admins /api/pull, /api/copy, /api/create, /api/delete (Ollama); /health and /metrics (Prometheus).\n\n\
+Models: a request's \"model\" is a GGUF file given on the command line (by its file name or \
+--alias; kept loaded) or a model in the store ($SLM_HOME, see `slm list`), loaded on first use and \
+unloaded after its keep-alive (Ollama's keep_alive: \"5m\", seconds, 0 = now, negative = never; \
+default --keep-alive). Loaded models share --max-memory (weights + KV cache of their slots): the \
+least recently used idle model is evicted to make room, and a model gets fewer slots when only \
+those fit.\n\n\
 Each model runs on its own engine thread with --slots sequences batched together (continuous \
 batching: requests join and leave the running batch between steps; long prompts are processed in \
 chunks of --batch-size tokens). Requests beyond the slots wait in a bounded queue; when it is full \
@@ -31,8 +38,8 @@ Example:\n  slm serve gemma-3-270m-q4_k_m.gguf --port 8080\n  \
 curl localhost:8080/v1/chat/completions -d '{\"model\":\"gemma-3-270m-q4_k_m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'"
 )]
 pub struct ServeArgs {
-    /// GGUF model files to serve (each is named after its file name without .gguf)
-    #[arg(required = true)]
+    /// GGUF model files to serve (each is named after its file name without .gguf); others
+    /// are loaded from the store on demand
     pub models: Vec<PathBuf>,
     /// Name to serve the model under, in the order of the files (repeatable)
     #[arg(long = "alias")]
@@ -64,6 +71,24 @@ pub struct ServeArgs {
     /// Audit log file (default: $SLM_HOME/audit.jsonl)
     #[arg(long = "audit-log")]
     pub audit_log: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this size (e.g. 10MB; the hash chain continues)
+    #[arg(long = "audit-max-size", default_value = "10MB")]
+    pub audit_max_size: String,
+    /// Memory all loaded models may use (weights + KV cache), e.g. 4GB (default: 3/4 of RAM)
+    #[arg(long = "max-memory")]
+    pub max_memory: Option<String>,
+    /// How long a store model stays loaded after its last request (Ollama's keep_alive)
+    #[arg(long = "keep-alive", default_value = "5m")]
+    pub keep_alive: String,
+    /// Wall-clock cap of one generation in seconds (it then ends with finish reason "length")
+    #[arg(long = "max-request-seconds", default_value_t = 600)]
+    pub max_request_seconds: u64,
+    /// Seconds running generations may finish in after SIGTERM/SIGINT before they are ended
+    #[arg(long = "shutdown-timeout", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+    /// Never use the network (/api/pull only finds models already in the store)
+    #[arg(long)]
+    pub offline: bool,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -72,8 +97,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         .audit_log
         .clone()
         .unwrap_or_else(|| keys::slm_home().join("audit.jsonl"));
+    let audit_max = slm_hub::recommend::parse_memory(&args.audit_max_size)?;
     let audit = AuditLog::open(&audit_path)
-        .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?;
+        .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?
+        .with_rotation(audit_max);
     let auth = Auth::new(Some(key_file.clone()), Some(audit), args.host.is_loopback());
     if !args.host.is_loopback() && !auth.keys_required() {
         bail!(
@@ -82,7 +109,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             key_file.display()
         );
     }
-    let opts = LoadOptions {
+    let load = LoadOptions {
         threads: args.threads.unwrap_or_else(default_threads),
         n_ctx: args.ctx_size,
         slots: args.slots.max(1),
@@ -91,7 +118,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             max_queue: args.max_queue.max(1),
         },
     };
-    let mut served = Vec::new();
+    let mut files: Vec<(String, PathBuf)> = Vec::new();
     for (i, path) in args.models.iter().enumerate() {
         let name = match args.alias.get(i) {
             Some(a) => a.clone(),
@@ -100,36 +127,73 @@ pub fn run(args: &ServeArgs) -> Result<()> {
                 .map(|f| f.to_string_lossy().trim_end_matches(".gguf").to_string())
                 .unwrap_or_else(|| format!("model{i}")),
         };
-        if served.iter().any(|s: &ServedModel| s.name == name) {
+        if files.iter().any(|(n, _)| *n == name) {
             bail!("two models are named {name:?}; give one an --alias");
         }
-        let model = LoadedModel::load(path, &opts)
-            .with_context(|| format!("cannot load {}", path.display()))?;
-        eprintln!(
-            "loaded {name} ({}, {} ctx x {} slots, {} threads)",
-            path.display(),
-            model.n_ctx,
-            opts.slots,
-            model.threads
-        );
-        served.push(ServedModel {
-            name,
-            model,
-            loaded_at: slm_server::unix_now(),
-        });
+        if !path.is_file() {
+            bail!("no model file {}", path.display());
+        }
+        files.push((name, path.clone()));
     }
-    let state = AppState::new(served, auth);
+    let max_memory = match &args.max_memory {
+        Some(m) => slm_hub::recommend::parse_memory(m)?,
+        None => slm_server::models::default_max_memory(),
+    };
+    let default_keep_alive =
+        KeepAlive::parse(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
+    let store = match slm_hub::Store::open_default() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("slm serve: no model store ({e}); serving the given files only");
+            None
+        }
+    };
+    let offline = args.offline || slm_hub::PullOptions::from_env(false).offline;
+    let names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+    let models = Models::new(
+        files,
+        store,
+        ModelConfig {
+            load,
+            max_memory,
+            default_keep_alive,
+            offline,
+        },
+    );
+    let limits = Limits {
+        max_request: (args.max_request_seconds > 0)
+            .then(|| Duration::from_secs(args.max_request_seconds)),
+        ..Default::default()
+    };
+    let state = AppState::new(models, auth, limits);
+    let shutdown_timeout = Duration::from_secs(args.shutdown_timeout);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        for name in &names {
+            let m = state
+                .models
+                .acquire(name, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot load {name}: {e}"))?;
+            eprintln!(
+                "loaded {name} ({} ctx x {} slots, {} threads, {} MiB of the {} MiB budget)",
+                m.model.n_ctx,
+                m.slots,
+                m.model.threads,
+                m.size >> 20,
+                max_memory >> 20
+            );
+        }
         let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
             .await
             .with_context(|| format!("cannot bind {}:{}", args.host, args.port))?;
         let addr = listener.local_addr()?;
         eprintln!("slm serve: listening on http://{addr}");
-        slm_server::serve_on(listener, state).await?;
+        slm_server::serve_on(listener, state, shutdown_timeout).await?;
+        eprintln!("slm serve: stopped");
         Ok(())
     })
 }

@@ -1,1 +1,120 @@
-//! GGUF -> GGUF quantization with llama.cpp's per-tensor type policies.
+//! GGUF -> GGUF quantization with llama.cpp's per-tensor type policies, byte-identical to
+//! `llama_model_quantize` (llama.cpp as vendored by llama-cpp-python 0.3.36).
+//!
+//! - [`ftype`]: the file types (mixes) and their ids;
+//! - [`policy`]: which tensors are quantized and to what (llama.cpp's rules);
+//! - [`plan`]: the whole output decided before any byte is written (tensor order, types, sizes,
+//!   the refusals: requantizing, missing imatrix);
+//! - [`run`]: the multi-threaded conversion and the GGUF writing.
+//!
+//! Entry point: [`quantize_file`] (or [`quantize_file_with_progress`]).
+
+pub mod ftype;
+pub mod plan;
+pub mod policy;
+pub mod run;
+
+use std::collections::BTreeMap;
+
+pub use ftype::FileType;
+pub use plan::{plan, Plan, TensorPlan};
+pub use policy::ModelParams;
+pub use run::{quantize_file, quantize_file_with_progress, Progress};
+use slm_gguf::GgmlType;
+
+/// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version`.
+pub const QUANTIZATION_VERSION: u32 = 2;
+
+/// What to quantize to and how (`llama_model_quantize_params`).
+#[derive(Clone, Debug)]
+pub struct QuantizeOptions {
+    /// The mix (`Q4_K_M`, `Q8_0`, `F16`, ...).
+    pub ftype: FileType,
+    /// Worker threads; 0 uses every core.
+    pub threads: usize,
+    /// Allow converting tensors that are already quantized (quality loss: the new rounding
+    /// error adds to the old one).
+    pub allow_requantize: bool,
+    /// Every quantizable tensor gets the mix's default type (no per-tensor rules).
+    pub pure: bool,
+    /// Keep `output.weight` as it is (`--leave-output-tensor`).
+    pub leave_output_tensor: bool,
+    /// Type of `output.weight` (and of tied token embeddings).
+    pub output_tensor_type: Option<GgmlType>,
+    /// Type of `token_embd.weight`.
+    pub token_embedding_type: Option<GgmlType>,
+    /// `--tensor-type PATTERN=TYPE` overrides, in order (regex searched in tensor names; the
+    /// first match wins).
+    pub tensor_types: Vec<(String, GgmlType)>,
+    /// Importance per weight name: `ne0 * n_expert` values (as [`crate::imatrix::read`]
+    /// gives them).
+    pub imatrix: Option<BTreeMap<String, Vec<f32>>>,
+}
+
+impl QuantizeOptions {
+    /// llama.cpp's defaults for a mix (`llama_model_quantize_default_params`).
+    pub fn new(ftype: FileType) -> Self {
+        QuantizeOptions {
+            ftype,
+            threads: 0,
+            allow_requantize: false,
+            pure: false,
+            leave_output_tensor: false,
+            output_tensor_type: None,
+            token_embedding_type: None,
+            tensor_types: Vec::new(),
+            imatrix: None,
+        }
+    }
+}
+
+/// The outcome of a quantization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantizeReport {
+    pub ftype: FileType,
+    pub n_tensors: usize,
+    /// Tensors whose type changed.
+    pub n_converted: usize,
+    /// Tensors whose row size forced a fallback type.
+    pub n_fallback: usize,
+    pub n_elements: u64,
+    pub input_file_bytes: u64,
+    pub output_file_bytes: u64,
+    /// Sum of tensor data sizes (without header and padding), before and after.
+    pub input_tensor_bytes: u64,
+    pub output_tensor_bytes: u64,
+    pub seconds: f64,
+    pub threads: usize,
+    /// Output tensor count per type, in type-id order.
+    pub type_counts: Vec<(GgmlType, usize)>,
+    /// Every tensor in output order with its source and chosen type.
+    pub tensors: Vec<TensorPlan>,
+}
+
+impl QuantizeReport {
+    /// Bits per weight of the input tensors (llama.cpp's "BPW": tensor bytes * 8 / elements).
+    pub fn bpw_before(&self) -> f64 {
+        bits_per_weight(self.input_tensor_bytes, self.n_elements)
+    }
+
+    /// Bits per weight of the output tensors.
+    pub fn bpw_after(&self) -> f64 {
+        bits_per_weight(self.output_tensor_bytes, self.n_elements)
+    }
+
+    /// How much smaller the output file is, in % of the input file.
+    pub fn reduction_percent(&self) -> f64 {
+        if self.input_file_bytes == 0 {
+            return 0.0;
+        }
+        100.0 * (1.0 - self.output_file_bytes as f64 / self.input_file_bytes as f64)
+    }
+}
+
+fn bits_per_weight(bytes: u64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        bytes as f64 * 8.0 / n as f64
+    }
+}

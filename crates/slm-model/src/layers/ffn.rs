@@ -1,10 +1,7 @@
 //! The gated feed-forward block `down(act(gate(x)) * up(x))` with GeGLU (Gemma) or SwiGLU
 //! (Llama, Qwen, Phi-3) activation.
 
-use slm_gguf::GgufFile;
-
-use super::linear::linear;
-use super::par::Threads;
+use crate::arch::ForwardCtx;
 use crate::error::Result;
 use crate::weights::Weight;
 
@@ -28,28 +25,22 @@ pub struct GatedFfn {
 
 impl GatedFfn {
     /// out (n_tokens, n_embd) = ffn(x (n_tokens, n_embd)).
-    pub fn forward(
-        &self,
-        threads: &Threads,
-        file: &GgufFile,
-        x: &[f32],
-        out: &mut [f32],
-    ) -> Result<()> {
+    pub fn forward(&self, ctx: &mut ForwardCtx<'_>, x: &[f32], out: &mut [f32]) -> Result<()> {
         let n_ff = self.gate.rows;
         let n_tokens = x.len() / self.gate.cols.max(1);
         let mut g = vec![0.0f32; n_tokens * n_ff]; // (n_tokens, n_ff)
         let mut u = vec![0.0f32; n_tokens * n_ff]; // (n_tokens, n_ff)
-        linear(threads, file, &self.gate, x, &mut g)?;
-        linear(threads, file, &self.up, x, &mut u)?;
+        ctx.linear(&self.gate, x, &mut g)?;
+        ctx.linear(&self.up, x, &mut u)?;
         let act = match self.act {
             GatedAct::GeGlu => slm_tensor::ops::geglu,
             GatedAct::SwiGlu => slm_tensor::ops::swiglu,
         };
         // Token rows are independent: split them over the pool (decode runs inline).
-        threads.for_units(&mut g, n_ff, |first, rows| {
+        ctx.threads.for_units(&mut g, n_ff, |first, rows| {
             let start = first * n_ff;
             act(rows, &u[start..start + rows.len()]);
         });
-        linear(threads, file, &self.down, &g, out)
+        ctx.linear(&self.down, &g, out)
     }
 }
