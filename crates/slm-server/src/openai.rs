@@ -337,13 +337,7 @@ fn chat_stream(
         })
     };
     let firsts: Vec<Value> = (0..receivers.len())
-        .map(|i| {
-            chunk(
-                i,
-                json!({"role": "assistant", "content": ""}),
-                Value::Null,
-            )
-        })
+        .map(|i| chunk(i, json!({"role": "assistant", "content": ""}), Value::Null))
         .collect();
     let totals = Arc::new(Mutex::new(Totals::default()));
     let t = totals.clone();

@@ -1,7 +1,7 @@
 //! Hugging Face safetensors -> GGUF, with the metadata keys, tensor names and layouts of
 //! llama.cpp's `convert_hf_to_gguf.py`, and back (GGUF -> F32 safetensors + config + tokenizer).
 //!
-//! - [`safetensors`]: the hardened safetensors reader (single file and sharded) and writer.
+//! - [`safetensors`]: the hardened safetensors reader and writer; [`shards`]: a folder's files.
 //! - [`config`]: config.json, architecture detection, merged RoPE parameters.
 //! - [`arch`]: per-architecture keys, tensor names, layout transforms, generated tensors.
 //! - [`vocab`], [`spm`]: tokenizer metadata (SentencePiece protobuf, tokenizer.json BPE).
@@ -14,6 +14,7 @@ pub mod convert;
 pub mod export;
 pub mod meta;
 pub mod safetensors;
+pub mod shards;
 pub mod spm;
 pub mod vocab;
 

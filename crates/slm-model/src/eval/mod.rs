@@ -206,7 +206,7 @@ fn check_chunks(tokens: &[u32], params: &ChunkParams) -> Result<usize> {
             "context {n_ctx} is too small"
         )));
     }
-    if params.n_batch >= n_ctx && params.n_batch % n_ctx != 0 {
+    if params.n_batch >= n_ctx && !params.n_batch.is_multiple_of(n_ctx) {
         return Err(ModelError::Perplexity(format!(
             "batch size {} must be below the context {n_ctx} or a multiple of it",
             params.n_batch
