@@ -146,7 +146,8 @@ fn imatrix_smollm2_real_matches_llama_cpp() {
              t = {x.name: x for x in r.tensors}\n\
              s, c = t['blk.0.ffn_down.weight.in_sum2'], t['blk.0.ffn_down.weight.counts']\n\
              f = r.fields['general.type']\n\
-             print(len(t), list(s.shape), list(c.shape), s.tensor_type.name, int(c.data[0]),\n\
+             print(len(t), [int(v) for v in s.shape], [int(v) for v in c.shape], s.tensor_type.name,\n\
+                   int(c.data.reshape(-1)[0]),\n\
                    bytes(f.parts[f.data[0]]).decode())",
         )
         .arg(&out_path)

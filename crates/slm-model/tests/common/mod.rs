@@ -82,13 +82,16 @@ pub fn rebuild(src: &GgufFile, want: &[Value]) -> GgufFile {
     }
     let mut blobs = Vec::new();
     assert_eq!(src.tensors().len(), want.len(), "tensor count");
-    for (t, w) in src.tensors().iter().zip(want) {
+    // In the reference file's order (llama-quantize writes its own order).
+    for w in want {
         let (name, ty, sum) = (
             w[0].as_str().unwrap(),
             w[1].as_str().unwrap(),
             w[2].as_str().unwrap(),
         );
-        assert_eq!(t.name, name, "tensor order");
+        let t = src
+            .tensor_info(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         let ty = GgmlType::from_name(ty).expect("known type");
         let n = t.n_elements as usize;
         let mut f = vec![0f32; n];
