@@ -105,6 +105,8 @@ fn options(args: &QuantizeArgs) -> Result<QuantizeOptions> {
     if let Some(path) = &args.imatrix {
         let im = slm_convert::imatrix::read(path)
             .with_context(|| format!("cannot read the importance matrix {}", path.display()))?;
+        // The metadata llama-quantize adds, so that the files stay byte-identical.
+        o.kv_overrides = quantize::imatrix_metadata(&path.to_string_lossy(), &im);
         o.imatrix = Some(im.tensors.into_iter().collect::<BTreeMap<_, _>>());
     }
     Ok(o)

@@ -20,7 +20,7 @@ pub use ftype::FileType;
 pub use plan::{plan, Plan, TensorPlan};
 pub use policy::ModelParams;
 pub use run::{quantize_file, quantize_file_with_progress, Progress};
-use slm_gguf::GgmlType;
+use slm_gguf::{GgmlType, Value};
 
 /// ggml's `GGML_QNT_VERSION`, written as `general.quantization_version`.
 pub const QUANTIZATION_VERSION: u32 = 2;
@@ -49,6 +49,9 @@ pub struct QuantizeOptions {
     /// Importance per weight name: `ne0 * n_expert` values (as [`crate::imatrix::read`]
     /// gives them).
     pub imatrix: Option<BTreeMap<String, Vec<f32>>>,
+    /// Metadata set after the input's (llama.cpp's `kv_overrides`: an existing key is removed,
+    /// then appended), e.g. [`imatrix_metadata`].
+    pub kv_overrides: Vec<(String, Value)>,
 }
 
 impl QuantizeOptions {
@@ -64,8 +67,47 @@ impl QuantizeOptions {
             token_embedding_type: None,
             tensor_types: Vec::new(),
             imatrix: None,
+            kv_overrides: Vec::new(),
         }
     }
+}
+
+/// The metadata `llama-quantize --imatrix FILE` adds (`quantize.imatrix.*`): the file name as
+/// given, the first dataset, the entry count and the chunk count (strings cut to 127 bytes like
+/// its `strncpy`). Put it in [`QuantizeOptions::kv_overrides`] to match its files byte for byte.
+pub fn imatrix_metadata(
+    file_as_given: &str,
+    imatrix: &crate::imatrix::Importance,
+) -> Vec<(String, Value)> {
+    fn cut(s: &str) -> String {
+        let mut end = s.len().min(127);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    }
+    let mut kv = vec![(
+        "quantize.imatrix.file".to_string(),
+        Value::String(cut(file_as_given)),
+    )];
+    if let Some(d) = imatrix.datasets.first() {
+        kv.push((
+            "quantize.imatrix.dataset".to_string(),
+            Value::String(cut(d)),
+        ));
+    }
+    let entries = u32::try_from(imatrix.tensors.len()).unwrap_or(u32::MAX);
+    kv.push((
+        "quantize.imatrix.entries_count".to_string(),
+        Value::U32(entries),
+    ));
+    if imatrix.chunk_count > 0 {
+        kv.push((
+            "quantize.imatrix.chunks_count".to_string(),
+            Value::U32(imatrix.chunk_count),
+        ));
+    }
+    kv
 }
 
 /// The outcome of a quantization.

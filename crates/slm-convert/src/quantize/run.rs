@@ -81,16 +81,23 @@ pub fn quantize_file_with_progress(
         n => n,
     };
 
-    let mut builder = GgufBuilder::new();
-    for (key, value) in file.metadata() {
-        let k = key.as_str();
-        if DROPPED_KEYS.contains(&k) || k == KEY_QUANTIZATION_VERSION || k == KEY_FILE_TYPE {
-            continue;
-        }
-        builder.kv(k, value.clone())?;
+    // gguf_set_val_*: a key set again leaves its place and goes to the end.
+    let mut kv: Vec<(String, Value)> = file.metadata().to_vec();
+    let mut set = |key: &str, value: Value| {
+        kv.retain(|(k, _)| k != key);
+        kv.push((key.to_string(), value));
+    };
+    set(KEY_QUANTIZATION_VERSION, Value::U32(QUANTIZATION_VERSION));
+    set(KEY_FILE_TYPE, Value::U32(opts.ftype.id()));
+    kv.retain(|(k, _)| !DROPPED_KEYS.contains(&k.as_str()));
+    for (key, value) in &opts.kv_overrides {
+        kv.retain(|(k, _)| k != key);
+        kv.push((key.clone(), value.clone()));
     }
-    builder.kv(KEY_QUANTIZATION_VERSION, Value::U32(QUANTIZATION_VERSION))?;
-    builder.kv(KEY_FILE_TYPE, Value::U32(opts.ftype.id()))?;
+    let mut builder = GgufBuilder::new();
+    for (key, value) in kv {
+        builder.kv(&key, value)?;
+    }
     for t in &plan.tensors {
         builder.tensor(&t.name, &t.dims, t.dst_type)?;
     }
