@@ -126,6 +126,35 @@ fn quantize_synthetic_layout_data_and_threads() {
     slm_quant::quantize_rows(GgmlType::Q8_0, &x, 256, &mut want, None).unwrap();
     assert_eq!(data, &want[..]);
 
+    // kv_overrides: a key set again moves to the end (gguf_set_val_*), like llama-quantize's
+    // quantize.imatrix.* keys.
+    let imp = slm_convert::imatrix::Importance {
+        tensors: BTreeMap::from([("a".to_string(), vec![1.0])]),
+        datasets: vec!["botchan.txt".into()],
+        chunk_count: 4,
+    };
+    let mut opts = QuantizeOptions::new(FileType::Q8_0);
+    opts.kv_overrides = slm_convert::quantize::imatrix_metadata("im.gguf", &imp);
+    opts.kv_overrides
+        .push(("general.name".into(), Value::String("renamed".into())));
+    quantize_file(&src, &out, &opts).unwrap();
+    let f = GgufFile::open(&out).unwrap();
+    let keys: Vec<&str> = f.metadata().iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys[4..],
+        [
+            "general.quantization_version",
+            "general.file_type",
+            "quantize.imatrix.file",
+            "quantize.imatrix.dataset",
+            "quantize.imatrix.entries_count",
+            "quantize.imatrix.chunks_count",
+            "general.name",
+        ]
+    );
+    assert_eq!(f.get_u64("quantize.imatrix.chunks_count"), Some(4));
+    assert_eq!(f.get_str("general.name"), Some("renamed"));
+
     // The thread count does not change a byte (Q4_K_M: several types and a schedule).
     let mut opts = QuantizeOptions::new(FileType::Q4_K_M);
     let mut files = Vec::new();

@@ -350,3 +350,52 @@ fn matmul_many_equals_separate_calls() {
         Err(MatmulError::Outputs { .. })
     ));
 }
+
+/// Batch invariance: each token's outputs are bit-identical whether it is multiplied alone
+/// (decode) or among other tokens (prefill, batched decode), on every level and thread count,
+/// so greedy output does not depend on the batch a request lands in.
+#[test]
+fn every_token_gets_the_same_bits_alone_and_in_a_batch() {
+    let mut rng = fastrand::Rng::with_seed(21);
+    let mut bad = Vec::new();
+    for level in SimdLevel::available() {
+        let k = Kernels::for_level(level).expect("level");
+        for threads in [1, 2, 3] {
+            let pool = ThreadPool::new(threads);
+            for ty in [
+                GgmlType::Q4_K,
+                GgmlType::Q5_0,
+                GgmlType::Q6_K,
+                GgmlType::Q8_0,
+                GgmlType::Q4_1,
+            ] {
+                let (rows, cols) = if ty.block_size() == 256 {
+                    (96, 2048)
+                } else {
+                    (96, 640)
+                };
+                let w = random_matrix(&mut rng, ty, rows, cols);
+                let m = QMatrix::new(ty, rows, cols, &w).expect("matrix");
+                let n_tokens = 7;
+                let x: Vec<f32> = (0..n_tokens * cols)
+                    .map(|_| rng.f32() * 2.0 - 1.0)
+                    .collect();
+                let mut y = vec![0f32; n_tokens * rows];
+                matmul_with(k, &pool, &m, &x, &mut y, n_tokens).expect("batch");
+                for t in 0..n_tokens {
+                    let mut y1 = vec![0f32; rows];
+                    matmul_with(k, &pool, &m, &x[t * cols..(t + 1) * cols], &mut y1, 1)
+                        .expect("alone");
+                    let batch = &y[t * rows..(t + 1) * rows];
+                    if let Some(r) = (0..rows).find(|&r| batch[r].to_bits() != y1[r].to_bits()) {
+                        bad.push(format!(
+                            "{level:?} {threads}t {ty} token {t} row {r}: {} vs {}",
+                            batch[r], y1[r]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "batched != alone:\n{}", bad.join("\n"));
+}

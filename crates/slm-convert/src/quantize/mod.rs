@@ -2,6 +2,7 @@
 //! `llama_model_quantize` (llama.cpp as vendored by llama-cpp-python 0.3.36).
 //!
 //! - [`ftype`]: the file types (mixes) and their ids;
+//! - [`tensor_kind`]: what a tensor's name and shape say (category, quantizable, order);
 //! - [`policy`]: which tensors are quantized and to what (llama.cpp's rules);
 //! - [`plan`]: the whole output decided before any byte is written (tensor order, types, sizes,
 //!   the refusals: requantizing, missing imatrix);
@@ -13,6 +14,7 @@ pub mod ftype;
 pub mod plan;
 pub mod policy;
 pub mod run;
+pub mod tensor_kind;
 
 use std::collections::BTreeMap;
 

@@ -307,3 +307,62 @@ pub(super) unsafe fn kvalues_table() -> __m256i {
     let t = _mm_loadu_si128(KVALUES_IQ4NL.as_ptr() as *const __m128i);
     _mm256_set_m128i(t, t)
 }
+
+/// The four-token form of [`dot_4blocks`]: one weight row, four activation rows at `a + k *
+/// stride`. Each token goes through exactly the single-row kernel's operations in the same
+/// order (only the weight loads and unpacking are shared), so every result is bit-identical
+/// to the single-row kernel's: a token's logits do not depend on the batch it is in.
+macro_rules! dot4_4blocks {
+    ($nb:expr, $w:expr, $a:expr, $stride:expr, $wb:expr, $block:ident) => {{
+        let (nb, w, a, stride) = ($nb, $w, $a, $stride);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        while i + 4 <= nb {
+            let x = w.add(i * $wb);
+            for (k, s) in acc.iter_mut().enumerate() {
+                let y = a.add(k * stride + i * Q8_0_BYTES);
+                let p = reduce4_epi32(
+                    $block(x, y),
+                    $block(x.add($wb), y.add(Q8_0_BYTES)),
+                    $block(x.add(2 * $wb), y.add(2 * Q8_0_BYTES)),
+                    $block(x.add(3 * $wb), y.add(3 * Q8_0_BYTES)),
+                );
+                let d = scales4(x, $wb, y, Q8_0_BYTES);
+                *s = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), *s);
+            }
+            i += 4;
+        }
+        while i < nb {
+            let x = w.add(i * $wb);
+            for (k, s) in acc.iter_mut().enumerate() {
+                let y = a.add(k * stride + i * Q8_0_BYTES);
+                *s = _mm256_fmadd_ps(dd(x, y), _mm256_cvtepi32_ps($block(x, y)), *s);
+            }
+            i += 1;
+        }
+        [
+            hsum_ps(acc[0]),
+            hsum_ps(acc[1]),
+            hsum_ps(acc[2]),
+            hsum_ps(acc[3]),
+        ]
+    }};
+}
+
+/// Q4_0 x Q8_0 for four tokens, bit-identical to [`vec_dot_q4_0_q8_0`] per token.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4_0_x4(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    dot4_4blocks!(nb, w, a, stride, Q4_0_BYTES, q4_0_block)
+}
+
+/// Q5_0 x Q8_0 for four tokens, bit-identical to [`vec_dot_q5_0_q8_0`] per token.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5_0_x4(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    dot4_4blocks!(nb, w, a, stride, Q5_0_BYTES, q5_0_block)
+}
+
+/// IQ4_NL x Q8_0 for four tokens, bit-identical to [`vec_dot_iq4_nl_q8_0`] per token.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn iq4_nl_x4(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
+    dot4_4blocks!(nb, w, a, stride, IQ4_NL_BYTES, iq4_nl_block)
+}

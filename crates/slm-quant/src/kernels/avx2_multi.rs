@@ -5,11 +5,10 @@
 //! Safety: as in `avx2_legacy` (AVX2 table only; lengths checked before any pointer read).
 
 use super::avx2_kquants::{
-    bsums, i8_half_to_i16x2, k6_scales_half, mins_times_bsums, pick_scale_k4, pick_scale_pair,
-    q2_k_scales_half, q3_k_scales, q3_k_unpack,
+    bsums, k6_scales_half, mins_times_bsums, pick_scale_k4, pick_scale_pair,
 };
 use super::avx2_legacy::{
-    dot_u8_i8, hsum_epi32, hsum_ps, kvalues_table, ld_f16, ld_f16x8, nibbles32,
+    dot_u8_i8, hsum_ps, iq4_nl_x4, kvalues_table, ld_f16x8, nibbles32, q4_0_x4, q5_0_x4,
 };
 use super::layout::*;
 use std::arch::x86_64::*;
@@ -59,41 +58,7 @@ unsafe fn finish(acc: [__m256; 4]) -> [f32; 4] {
     ]
 }
 
-safe_wrapper4!(vec_dot4_q8_0_q8_0, q8_0, QK, Q8_0_BYTES, Q8_0_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for i in 0..nb {
-        let x = w.add(i * Q8_0_BYTES);
-        let qx = ld256(x.add(2));
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = ld_f16x8(x);
-        for (k, s) in acc.iter_mut().enumerate() {
-            let y = a.add(k * stride + i * Q8_0_BYTES);
-            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
-            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
-        }
-    }
-    finish(acc)
-}
-
-safe_wrapper4!(vec_dot4_q4_0_q8_0, q4_0, QK, Q4_0_BYTES, Q8_0_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for i in 0..nb {
-        let x = w.add(i * Q4_0_BYTES);
-        let qx = _mm256_sub_epi8(nibbles32(x.add(2)), _mm256_set1_epi8(8));
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = ld_f16x8(x);
-        for (k, s) in acc.iter_mut().enumerate() {
-            let y = a.add(k * stride + i * Q8_0_BYTES);
-            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
-            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
-        }
-    }
-    finish(acc)
-}
+safe_wrapper4!(vec_dot4_q4_0_q8_0, q4_0_x4, QK, Q4_0_BYTES, Q8_0_BYTES);
 
 safe_wrapper4!(vec_dot4_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -119,32 +84,7 @@ unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     std::array::from_fn(|k| r[k] + _mm_cvtss_f32(_mm_movehdup_ps(summs[k])))
 }
 
-safe_wrapper4!(vec_dot4_q5_0_q8_0, q5_0, QK, Q5_0_BYTES, Q8_0_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let shuf = _mm256_setr_epi8(
-        0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
-        3, 3,
-    );
-    let bitm = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for i in 0..nb {
-        let x = w.add(i * Q5_0_BYTES);
-        let qh = (x.add(2) as *const u32).read_unaligned();
-        let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(qh as i32), shuf);
-        let set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, bitm), bitm);
-        let hi = _mm256_andnot_si256(set, _mm256_set1_epi8(0xf0u8 as i8));
-        let qx = _mm256_or_si256(nibbles32(x.add(6)), hi);
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = ld_f16x8(x);
-        for (k, s) in acc.iter_mut().enumerate() {
-            let y = a.add(k * stride + i * Q8_0_BYTES);
-            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
-            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
-        }
-    }
-    finish(acc)
-}
+safe_wrapper4!(vec_dot4_q5_0_q8_0, q5_0_x4, QK, Q5_0_BYTES, Q8_0_BYTES);
 
 /// Same unpacking as `avx2_kquants::k4_scales` (8 scales, 8 mins as bytes of two u64).
 #[inline]
@@ -258,24 +198,13 @@ unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     finish(acc)
 }
 
-safe_wrapper4!(vec_dot4_iq4_nl_q8_0, iq4_nl, QK, IQ4_NL_BYTES, Q8_0_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn iq4_nl(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let table = kvalues_table();
-    let mut acc = [_mm256_setzero_ps(); 4];
-    for i in 0..nb {
-        let x = w.add(i * IQ4_NL_BYTES);
-        let qx = _mm256_shuffle_epi8(table, nibbles32(x.add(2)));
-        let ax = _mm256_sign_epi8(qx, qx);
-        let dx = ld_f16x8(x);
-        for (k, s) in acc.iter_mut().enumerate() {
-            let y = a.add(k * stride + i * Q8_0_BYTES);
-            let p = dot_u8_i8(ax, _mm256_sign_epi8(ld256(y.add(2)), qx));
-            *s = _mm256_fmadd_ps(_mm256_mul_ps(dx, ld_f16x8(y)), _mm256_cvtepi32_ps(p), *s);
-        }
-    }
-    finish(acc)
-}
+safe_wrapper4!(
+    vec_dot4_iq4_nl_q8_0,
+    iq4_nl_x4,
+    QK,
+    IQ4_NL_BYTES,
+    Q8_0_BYTES
+);
 
 safe_wrapper4!(vec_dot4_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1_BYTES);
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -308,124 +237,6 @@ unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     }
     let r = finish(acc);
     std::array::from_fn(|k| r[k] + _mm_cvtss_f32(_mm_movehdup_ps(summs[k])))
-}
-
-safe_wrapper4!(vec_dot4_q5_k_q8_k, q5_k, QK_K, Q5_K_BYTES, Q8_K_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let one = _mm256_set1_epi8(1);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut summ = [0f32; 4];
-    for i in 0..nb {
-        let x = w.add(i * Q5_K_BYTES);
-        let (sc, mins) = k4_scales(x.add(4));
-        let m = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
-        let m2 = _mm256_set_m128i(_mm_unpackhi_epi16(m, m), _mm_unpacklo_epi16(m, m));
-        let (d, dmin) = (ld_f16x8(x), ld_f16(x.add(2)));
-        let qh = ld256(x.add(16));
-        let mut sumi = [_mm256_setzero_si256(); 4];
-        for j in 0..4 {
-            let q4 = ld256(x.add(48 + 32 * j));
-            let sh = _mm_cvtsi32_si128(2 * j as i32);
-            let sh1 = _mm_cvtsi32_si128(2 * j as i32 + 1);
-            let hl = _mm256_and_si256(_mm256_srl_epi16(qh, sh), one);
-            let hh = _mm256_and_si256(_mm256_srl_epi16(qh, sh1), one);
-            let lo = _mm256_or_si256(_mm256_and_si256(q4, m4), _mm256_slli_epi16(hl, 4));
-            let hi = _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4),
-                _mm256_slli_epi16(hh, 4),
-            );
-            let s_lo = _mm256_set1_epi16(((sc >> (16 * j)) & 0xff) as i16);
-            let s_hi = _mm256_set1_epi16(((sc >> (16 * j + 8)) & 0xff) as i16);
-            for (k, si) in sumi.iter_mut().enumerate() {
-                let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 64 * j);
-                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y)), s_lo);
-                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(y.add(32))), s_hi);
-                *si = _mm256_add_epi32(*si, _mm256_add_epi32(pl, ph));
-            }
-        }
-        for k in 0..4 {
-            let y = a.add(k * stride + i * Q8_K_BYTES);
-            let yd = (y as *const f32).read_unaligned();
-            let bs = ld256(y.add(Q8K_BSUMS));
-            summ[k] += dmin * yd * hsum_epi32(_mm256_madd_epi16(m2, bs)) as f32;
-            let dv = _mm256_mul_ps(d, _mm256_set1_ps(yd));
-            acc[k] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(sumi[k]), acc[k]);
-        }
-    }
-    let r = finish(acc);
-    std::array::from_fn(|k| r[k] - summ[k])
-}
-
-safe_wrapper4!(vec_dot4_q3_k_q8_k, q3_k, QK_K, Q3_K_BYTES, Q8_K_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q3_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let mut sumf = [0f32; 4];
-    for i in 0..nb {
-        let x = w.add(i * Q3_K_BYTES);
-        let sc = q3_k_scales(x.add(96));
-        let sc16 = _mm256_cvtepi8_epi16(sc);
-        let hm = ld256(x);
-        let mut sumi = [_mm256_setzero_si256(); 4];
-        for h in 0..2 {
-            let qs = ld256(x.add(32 + 32 * h));
-            let sh = i8_half_to_i16x2(sc, h);
-            for s in 0..4 {
-                let u = q3_k_unpack(qs, hm, h, s);
-                let scv = pick_scale_pair(sh, s);
-                for (k, si) in sumi.iter_mut().enumerate() {
-                    let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 128 * h + 32 * s);
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(u, ld256(y)), scv);
-                    *si = _mm256_add_epi32(*si, p);
-                }
-            }
-        }
-        let d = ld_f16(x.add(108));
-        for (k, sk) in sumf.iter_mut().enumerate() {
-            let y = a.add(k * stride + i * Q8_K_BYTES);
-            // Unsigned u = q + 4 * hbit, value = u - 4: remove 4 * scales . bsums.
-            let offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y)), 2);
-            let total = hsum_epi32(_mm256_sub_epi32(sumi[k], offset));
-            *sk += d * (y as *const f32).read_unaligned() * total as f32;
-        }
-    }
-    sumf
-}
-
-safe_wrapper4!(vec_dot4_q2_k_q8_k, q2_k, QK_K, Q2_K_BYTES, Q8_K_BYTES);
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q2_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
-    let m3 = _mm256_set1_epi8(0x03);
-    let mut sumf = [0f32; 4];
-    for i in 0..nb {
-        let x = w.add(i * Q2_K_BYTES);
-        let scb = _mm_loadu_si128(x as *const __m128i);
-        let mins16 =
-            _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scb, 4), _mm_set1_epi8(0x0f)));
-        let mut sumi = [_mm256_setzero_si256(); 4];
-        for h in 0..2 {
-            let qs = ld256(x.add(16 + 32 * h));
-            let sh = q2_k_scales_half(x, h);
-            for j in 0..4 {
-                let q = _mm256_and_si256(_mm256_srl_epi16(qs, _mm_cvtsi32_si128(2 * j as i32)), m3);
-                let scv = pick_scale_pair(sh, j);
-                for (k, si) in sumi.iter_mut().enumerate() {
-                    let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 128 * h + 32 * j);
-                    let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, ld256(y)), scv);
-                    *si = _mm256_add_epi32(*si, p);
-                }
-            }
-        }
-        let (d, dmin) = (ld_f16(x.add(80)), ld_f16(x.add(82)));
-        for (k, sk) in sumf.iter_mut().enumerate() {
-            let y = a.add(k * stride + i * Q8_K_BYTES);
-            let yd = (y as *const f32).read_unaligned();
-            let summs = hsum_epi32(_mm256_madd_epi16(mins16, bsums(y)));
-            *sk += yd * d * hsum_epi32(sumi[k]) as f32 - yd * dmin * summs as f32;
-        }
-    }
-    sumf
 }
 
 safe_wrapper4!(vec_dot4_iq4_xs_q8_k, iq4_xs, QK_K, IQ4_XS_BYTES, Q8_K_BYTES);

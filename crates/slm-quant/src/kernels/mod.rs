@@ -251,22 +251,30 @@ impl Kernels {
 
     /// A kernel dotting one weight row with four activation rows at once (unpacking the
     /// weights once), where this level has one for `ty`; else use [`Kernels::vec_dot`] 4 times.
+    ///
+    /// Every four-token kernel is bit-identical per token to this level's [`Kernels::vec_dot`]
+    /// (tested), so a token's result does not depend on the batch it is computed in; a type
+    /// whose single-row kernel accumulates in another order has no four-token kernel here.
     pub fn vec_dot4(&self, ty: GgmlType) -> Option<VecDot4Fn> {
         #[cfg(target_arch = "x86_64")]
         if self.has_avx2() {
             use GgmlType as T;
+            if self.level == SimdLevel::Avx512 && avx512_vec_dot(ty).is_some() {
+                // The AVX-512 single-row kernel (Q5_0) has its own summation order.
+                return None;
+            }
+            // Q8_0: the four-token form of the 4-blocks-per-step kernel is not bit-identical
+            // in matmul (slm-tensor's batch-invariance test finds last-bit differences that the
+            // kernel-level test does not; not yet understood), so Q8_0 prefill uses the
+            // single-row kernel four times.
             return Some(match ty {
-                T::Q8_0 => avx2_multi::vec_dot4_q8_0_q8_0,
                 T::Q4_0 => avx2_multi::vec_dot4_q4_0_q8_0,
-                T::Q4_1 => avx2_multi::vec_dot4_q4_1_q8_1,
                 T::Q5_0 => avx2_multi::vec_dot4_q5_0_q8_0,
+                T::Q4_1 => avx2_multi::vec_dot4_q4_1_q8_1,
                 T::Q4_K => avx2_multi::vec_dot4_q4_k_q8_k,
                 T::Q6_K => avx2_multi::vec_dot4_q6_k_q8_k,
-                T::Q5_K => avx2_multi::vec_dot4_q5_k_q8_k,
                 T::Q5_1 => avx2_multi::vec_dot4_q5_1_q8_1,
                 T::IQ4_NL => avx2_multi::vec_dot4_iq4_nl_q8_0,
-                T::Q3_K => avx2_multi::vec_dot4_q3_k_q8_k,
-                T::Q2_K => avx2_multi::vec_dot4_q2_k_q8_k,
                 T::IQ4_XS => avx2_multi::vec_dot4_iq4_xs_q8_k,
                 _ => return None,
             });
