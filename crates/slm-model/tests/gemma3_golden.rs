@@ -60,7 +60,7 @@ fn cases() -> Vec<Case> {
 /// near-tie (top-2 gap < 0.4 nats in llama.cpp) after which the continuation may diverge.
 /// 0.4, not 0.25: at step 5 of "The capital of France is" llama.cpp's top-2 gap is 0.365
 /// while ours is near zero; which of the two we pick then depends on the kernels' float
-/// summation order (scalar and AVX-512 pick as llama.cpp does, AVX2 does not). Our logprobs
+/// summation order (the scalar level picks as llama.cpp does, AVX2/AVX-512 do not). Our logprobs
 /// differ from llama.cpp's by up to ~0.17 elsewhere (f32 KV cache here, f16 in llama.cpp).
 fn check_case(model: &mut Model, c: &Case) -> (usize, f64) {
     let mut kv = model.new_kv_cache(256);
@@ -120,8 +120,8 @@ fn greedy_matches_llama_cpp() {
         );
     }
     // llama.cpp's own near-ties end the comparison early for two prompts: with the scalar
-    // kernels at steps 18 and 4 (54 steps in all), AVX-512 at 11 and 4 (47), AVX2 (another
-    // float summation order) at 5 (llama.cpp's gap 0.365) and 4 (41).
+    // kernels at steps 18 and 4 (54 steps in all), with the AVX2/AVX-512 ones (another float
+    // summation order) at 5 (llama.cpp's gap 0.365) and 4 (41).
     assert!(
         compared >= 40,
         "only {compared} steps compared before near-ties"

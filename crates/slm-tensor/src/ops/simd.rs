@@ -33,7 +33,8 @@ pub fn axpy_scalar(a: f32, x: &[f32], y: &mut [f32]) {
 
 #[inline]
 fn use_avx2() -> bool {
-    level() == SimdLevel::Avx2
+    // The avx512 level includes AVX2+FMA (its `is_supported` requires them).
+    matches!(level(), SimdLevel::Avx2 | SimdLevel::Avx512)
 }
 
 /// `sum(a[i] * b[i])` over the common length.
@@ -41,7 +42,7 @@ fn use_avx2() -> bool {
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
-        // SAFETY: `level()` is Avx2 only when the CPU reports AVX2 and FMA.
+        // SAFETY: `level()` is Avx2 or Avx512 only when the CPU reports AVX2 and FMA.
         return unsafe { avx2::dot(a, b) };
     }
     dot_scalar(a, b)
@@ -52,7 +53,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if use_avx2() {
-        // SAFETY: `level()` is Avx2 only when the CPU reports AVX2 and FMA.
+        // SAFETY: `level()` is Avx2 or Avx512 only when the CPU reports AVX2 and FMA.
         return unsafe { avx2::axpy(a, x, y) };
     }
     axpy_scalar(a, x, y)
