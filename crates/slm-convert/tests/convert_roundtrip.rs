@@ -249,6 +249,27 @@ fn real_smollm2_q4_1_round_trip_slow() {
     let mut kv1 = conv.new_kv_cache(128);
     let g0 = eval::greedy(&mut orig, &mut kv0, 0, &prompt, 24).expect("greedy");
     let g1 = eval::greedy(&mut conv, &mut kv1, 0, &prompt, 24).expect("greedy");
-    assert_eq!(g0, g1, "greedy continuations differ");
+    // The F32 file computes with f32 activations, the Q4_1 one with Q8_1-quantized ones, so
+    // greedy may part at a near-tie: where it does, the two picks must be within 0.5 nats in
+    // the original (SmolLM2's tie margin against llama.cpp too), after at least 6 equal tokens.
+    if let Some(k) = (0..g0.len()).find(|&k| g0[k] != g1[k]) {
+        assert!(
+            k >= 6,
+            "greedy continuations part at token {k}: {g0:?} vs {g1:?}"
+        );
+        let mut ctx = prompt.clone();
+        ctx.extend_from_slice(&g0[..k]);
+        let mut kv = orig.new_kv_cache(128);
+        let logits = orig
+            .forward(&slm_model::Batch::sequence(&ctx, 0, 0), &mut kv)
+            .expect("forward");
+        let row = logits.last().expect("logits");
+        let gap = eval::nll(row, g1[k]) - eval::nll(row, g0[k]);
+        eprintln!("greedy parts at token {k}, gap {gap:.3} nats in the Q4_1 original");
+        assert!(
+            gap < 0.5,
+            "greedy continuations part at token {k} with a gap of {gap:.3} nats"
+        );
+    }
     std::fs::remove_dir_all(&work).unwrap();
 }
