@@ -78,9 +78,12 @@ fn kld_smollm2_real_q4_0_vs_f32_matches_llama_cpp() {
     assert_eq!(k.count(), chunks * 255);
     let v = |key: &str| lc[key][0].as_f64().unwrap();
     close("KLD", k.kld().value, v("kld"), TOL_KLD);
-    close("PPL(Q)", k.ppl().value, v("ppl"), 0.005);
+    // The quantized model's perplexity moves with the kernels' float summation order (its
+    // logits sit on Q8_0-rounded activations): measured 0.2% (AVX2 kernels before 2026-11-27)
+    // and 0.85% (after) from llama.cpp over these 5 chunks, while KLD stayed within 0.4%.
+    close("PPL(Q)", k.ppl().value, v("ppl"), 0.02);
     close("PPL(base)", k.ppl_base().value, v("ppl_base"), 0.005);
-    close("PPL ratio", k.ppl_ratio().value, v("ppl_ratio"), 0.005);
+    close("PPL ratio", k.ppl_ratio().value, v("ppl_ratio"), 0.02);
     close(
         "KLD median",
         k.kld_median(),
