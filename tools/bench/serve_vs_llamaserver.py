@@ -5,7 +5,7 @@ llama-server's -np equal to slm's --slots (and -c = slots x per-sequence context
 llama-server splits its context among its slots). Prints both and the ratio slm / llama.cpp.
 
 Each client sends --requests streaming /v1/chat/completions requests one after the other
-(temperature 0, max_tokens --max-tokens, stream_options.include_usage); generated tokens are taken
+(temperature 0, max_tokens --max-tokens with ignore_eos, stream_options.include_usage); generated tokens are taken
 from the final usage chunk (or counted as content chunks when a server sends none). Aggregate
 tokens/s = all generated tokens / wall time of the phase; TTFT = request start -> first content.
 
@@ -75,6 +75,9 @@ def one_request(port, model, prompt, max_tokens):
         "model": model,
         "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens,
+        # Both servers generate exactly max_tokens: a short greedy answer that stops at an
+        # end-of-turn token would make the servers' workloads differ.
+        "ignore_eos": True,
         "temperature": 0,
         "stream": True,
         "stream_options": {"include_usage": True},

@@ -36,6 +36,9 @@ pub struct Options {
     pub logprobs: Option<usize>,
     /// JSON mode: `Some(true)` for a JSON object only.
     pub json: Option<bool>,
+    /// Keep generating past end-of-generation tokens (llama-server's and vLLM's extension; for
+    /// benchmarks that need a fixed number of tokens).
+    pub ignore_eos: bool,
 }
 
 fn finite(name: &str, v: Option<f32>, lo: f32, hi: f32) -> Result<(), ApiError> {
@@ -129,7 +132,7 @@ impl Options {
             },
             max_tokens,
             stop: self.stop.clone(),
-            ignore_eos: false,
+            ignore_eos: self.ignore_eos,
             logprobs: self.logprobs,
             json: self.json,
         })

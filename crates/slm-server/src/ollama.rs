@@ -35,6 +35,9 @@ pub struct OllamaOptions {
     seed: Option<i64>,
     stop: Option<Vec<String>>,
     num_ctx: Option<i64>,
+    /// Not in Ollama; llama-server's and vLLM's extension, for fixed-length benchmarks.
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +131,7 @@ fn to_options(
         stop: o.stop.clone().unwrap_or_default(),
         logprobs: None,
         json: json_format(format)?,
+        ignore_eos: o.ignore_eos,
     })
 }
 
@@ -328,7 +332,10 @@ pub async fn chat(
         &req.format,
     )?;
     let mut gen_req = opts.to_request(prompt, served.model.n_ctx, &ollama_default_sampling())?;
-    gen_req.stop.extend(served.model.chat_stops());
+    if !gen_req.ignore_eos {
+        // The fallback template's end-of-turn text counts as end of generation.
+        gen_req.stop.extend(served.model.chat_stops());
+    }
     let rx = start(served, gen_req, &state)?;
     if req.stream.unwrap_or(true) {
         return Ok(stream_ndjson(rx, move |text| {

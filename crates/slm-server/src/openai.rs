@@ -65,6 +65,9 @@ pub struct CommonParams {
     frequency_penalty: Option<f32>,
     repeat_penalty: Option<f32>,
     response_format: Option<Value>,
+    /// llama-server's and vLLM's extension.
+    #[serde(default)]
+    ignore_eos: bool,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +159,7 @@ fn options(c: &CommonParams, logprobs: Option<usize>) -> Result<(Options, usize)
             stop: c.stop.clone().map(OneOrMany::into_vec).unwrap_or_default(),
             logprobs,
             json,
+            ignore_eos: c.ignore_eos,
         },
         n as usize,
     ))
@@ -255,7 +259,10 @@ pub async fn chat_completions(
     };
     let (opts, n) = options(&req.common, top)?;
     let mut gen_req = opts.to_request(prompt, served.model.n_ctx, &openai_default_sampling())?;
-    gen_req.stop.extend(served.model.chat_stops());
+    if !gen_req.ignore_eos {
+        // The fallback template's end-of-turn text counts as end of generation.
+        gen_req.stop.extend(served.model.chat_stops());
+    }
     let id = completion_id("chatcmpl");
     let created = unix_now();
     let model = served.name.clone();
