@@ -3,42 +3,13 @@
 //! `gguf` package, and numbers that are positive and consistent with each other. No timing
 //! thresholds: CI machines are busy.
 
+mod common;
+use common::{material, ok_stdout, slm};
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn material(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
-        });
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "test material {} is missing: run `python3 tools/material.py` first",
-        p.display()
-    );
-    p
-}
-
-fn slm(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slm"))
-        .args(args)
-        .output()
-        .expect("run slm")
-}
-
-fn ok_stdout(args: &[&str]) -> String {
-    let out = slm(args);
-    assert!(
-        out.status.success(),
-        "slm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 /// Tensor bytes and elements as the reference `gguf` package reads them.
 fn reference_sizes(path: &PathBuf) -> (u64, u64) {

@@ -4,38 +4,12 @@
 //! chunks give the same perplexity), the expected quality order and Pareto front, the table,
 //! and that the SVG picture parses as XML and carries every model's label.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+use common::{material, ok_stdout};
+
+use std::path::Path;
 
 use serde_json::Value;
-
-fn material(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
-        });
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "test material {} is missing: run `python3 tools/material.py` first",
-        p.display()
-    );
-    p
-}
-
-fn ok_stdout(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_slm"))
-        .args(args)
-        .output()
-        .expect("run slm");
-    assert!(
-        out.status.success(),
-        "slm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

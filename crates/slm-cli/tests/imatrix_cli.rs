@@ -4,7 +4,10 @@
 //! per-column sums of squares within a relative tolerance (the activations differ slightly
 //! because the matmul kernels differ). The file is also read back by the PyPI `gguf` package.
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::material;
+
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
@@ -17,21 +20,6 @@ use serde_json::Value;
 /// on the F32 model the two agree within 1.9e-3 everywhere (crates/slm-model/tests/imatrix_real.rs).
 const TOL_SUM: f64 = 0.01;
 const TOL_COL: f64 = 0.15;
-
-fn material(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
-        });
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "test material {} is missing: run `python3 tools/material.py` first",
-        p.display()
-    );
-    p
-}
 
 fn fixture() -> Value {
     let p =

@@ -1,34 +1,10 @@
 //! `slm show` on the real models, checked against the reference `gguf` Python package, and its
 //! one-line errors for bad inputs.
 
-use std::path::PathBuf;
+mod common;
+use common::{material, repo_root, slm};
+
 use std::process::Command;
-
-fn material(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
-        });
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "test material {} is missing: run `python3 tools/material.py` first",
-        p.display()
-    );
-    p
-}
-
-fn slm(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_slm"))
-        .args(args)
-        .output()
-        .expect("run slm")
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn check_model(file: &str, arch: &str, params: u64, class: &str) {
     let path = material(file);
