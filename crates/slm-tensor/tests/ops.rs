@@ -209,6 +209,47 @@ fn attention_matches_f64() {
 }
 
 #[test]
+fn weighted_rows_has_the_bits_of_axpy_row_by_row() {
+    // Widths with 64-blocks, 8-blocks and a scalar tail; strides wider than a row (interleaved
+    // KV heads). Compared with zeroing and one `axpy` per row, bit for bit, at the process level.
+    for (n, d, stride) in [
+        (1, 8, 8),
+        (7, 256, 512),
+        (300, 72, 80),
+        (33, 70, 140),
+        (5, 3, 3),
+    ] {
+        let rows = rand_vec((n - 1) * stride + d, 41 + n as u64, 1.0);
+        let w = rand_vec(n, 42, 1.0);
+        let mut want = vec![0.0f32; d];
+        for j in 0..n {
+            ops::axpy(w[j], &rows[j * stride..j * stride + d], &mut want);
+        }
+        let mut got = vec![f32::NAN; d];
+        ops::simd::weighted_rows(&w, &rows, stride, &mut got);
+        let same = want
+            .iter()
+            .zip(&got)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "{n} rows of {d} at stride {stride}: bits differ from axpy"
+        );
+        let mut want_scalar = vec![0.0f32; d];
+        for j in 0..n {
+            ops::simd::axpy_scalar(w[j], &rows[j * stride..j * stride + d], &mut want_scalar);
+        }
+        let mut scalar = vec![f32::NAN; d];
+        ops::simd::weighted_rows_scalar(&w, &rows, stride, &mut scalar);
+        let same = want_scalar
+            .iter()
+            .zip(&scalar)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "{n} rows of {d}: scalar bits differ from axpy_scalar");
+    }
+}
+
+#[test]
 fn get_rows_dequantizes_only_requested_rows() {
     // An F32 table and a Q8_0 table built by hand: rows are id-dependent constants.
     let n_cols = 64;

@@ -2,7 +2,8 @@
 //! `scale * q.k_j` (optionally soft-capped), their softmax, and the weighted sum of values.
 //! Masking (causal, sliding window, other sequences) is the caller's choice of the run.
 
-use super::{axpy, dot, softcap, softmax};
+use super::simd::weighted_rows;
+use super::{dot, softcap, softmax};
 
 /// Cached keys or values of one KV head: row `j` is `data[j * stride .. j * stride + dim]`.
 #[derive(Clone, Copy, Debug)]
@@ -44,7 +45,6 @@ pub fn attend(
     }
     softmax(scores);
     out.fill(0.0);
-    for (j, &p) in scores.iter().enumerate() {
-        axpy(p, values.row(j), out);
-    }
+    let d = values.dim.min(out.len());
+    weighted_rows(scores, values.data, values.stride, &mut out[..d]);
 }

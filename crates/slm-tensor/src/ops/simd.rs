@@ -31,6 +31,19 @@ pub fn axpy_scalar(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Scalar reference of [`weighted_rows`]: `out[i] = sum_j w[j] * rows[j * stride + i]`, each
+/// element accumulated over `j` in order (the same as `axpy` row after row into zeros).
+pub fn weighted_rows_scalar(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (j, &a) in w.iter().enumerate() {
+        let s = j * stride;
+        let Some(x) = rows.get(s..s + out.len()) else {
+            break;
+        };
+        axpy_scalar(a, x, out);
+    }
+}
+
 #[inline]
 fn use_avx2() -> bool {
     // The avx512 level includes AVX2+FMA (its `is_supported` requires them).
@@ -57,6 +70,27 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         return unsafe { avx2::axpy(a, x, y) };
     }
     axpy_scalar(a, x, y)
+}
+
+/// `out[i] = sum_j w[j] * rows[j * stride + i]` for `i < out.len()`: the weighted sum of `w.len()`
+/// rows (attention's probabilities times values). Bit for bit the same as zeroing `out` and
+/// calling [`axpy`] once per row, but `out` stays in registers across rows instead of being
+/// loaded and stored for every row. Rows past the end of `rows` are left out.
+#[inline]
+pub fn weighted_rows(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    // Only whole rows that lie inside `rows`.
+    let fit = if out.is_empty() || rows.len() < out.len() {
+        0
+    } else {
+        ((rows.len() - out.len()) / stride.max(1) + 1).min(w.len())
+    };
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2() && stride >= out.len() {
+        // SAFETY: `level()` is Avx2 or Avx512 only when the CPU reports AVX2 and FMA; the first
+        // `fit` rows of `out.len()` values at `stride` lie inside `rows`.
+        return unsafe { avx2::weighted_rows(&w[..fit], rows, stride, out) };
+    }
+    weighted_rows_scalar(&w[..fit], rows, stride, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -117,6 +151,52 @@ mod avx2 {
         }
         for i in k..n {
             y[i] += a * x[i];
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; rows `0..w.len()` of `out.len()` values at `stride`
+    /// must lie inside `rows`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn weighted_rows(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+        let d = out.len();
+        let (pr, po) = (rows.as_ptr(), out.as_mut_ptr());
+        let mut k = 0;
+        // Columns in blocks of 64 (8 registers), then of 8: per element the same fused
+        // multiply-adds in the same row order as `axpy` row by row from zero.
+        while k + 64 <= d {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            for (j, &a) in w.iter().enumerate() {
+                let va = _mm256_set1_ps(a);
+                // SAFETY: row j's columns k..k + 64 are inside `rows` (caller's contract).
+                let base = unsafe { pr.add(j * stride + k) };
+                for (i, s) in acc.iter_mut().enumerate() {
+                    *s = _mm256_fmadd_ps(va, unsafe { _mm256_loadu_ps(base.add(8 * i)) }, *s);
+                }
+            }
+            for (i, s) in acc.iter().enumerate() {
+                // SAFETY: k + 8 * i + 8 <= d = out.len().
+                unsafe { _mm256_storeu_ps(po.add(k + 8 * i), *s) };
+            }
+            k += 64;
+        }
+        while k + 8 <= d {
+            let mut acc = _mm256_setzero_ps();
+            for (j, &a) in w.iter().enumerate() {
+                // SAFETY: as above, columns k..k + 8 of row j.
+                let x = unsafe { _mm256_loadu_ps(pr.add(j * stride + k)) };
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(a), x, acc);
+            }
+            // SAFETY: k + 8 <= d.
+            unsafe { _mm256_storeu_ps(po.add(k), acc) };
+            k += 8;
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(k) {
+            let mut s = 0.0f32;
+            for (j, &a) in w.iter().enumerate() {
+                s += a * rows[j * stride + i];
+            }
+            *o = s;
         }
     }
 }
