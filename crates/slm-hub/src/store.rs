@@ -345,8 +345,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Walk `dir` (at `rel` under manifests/). A concurrent `remove` may delete a manifest or
+    /// prune its directory after it was listed: such an entry is skipped, never an error.
     fn walk(&self, dir: &Path, rel: &mut Vec<String>, out: &mut Vec<ListEntry>) -> Result<()> {
-        let rd = fs::read_dir(dir).map_err(|e| HubError::io(dir, e))?;
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !rel.is_empty() => return Ok(()),
+            Err(e) => return Err(HubError::io(dir, e)),
+        };
         for entry in rd {
             let entry = entry.map_err(|e| HubError::io(dir, e))?;
             let ft = entry
@@ -361,13 +367,20 @@ impl Store {
                 self.walk(&entry.path(), rel, out)?;
             } else if ft.is_file() {
                 if let Ok(name) = ModelName::from_rel_components(rel) {
-                    let manifest = self.read_manifest(&name)?;
-                    let modified = entry.metadata().ok().and_then(|m| m.modified().ok());
-                    out.push(ListEntry {
-                        name,
-                        manifest,
-                        modified,
-                    });
+                    match self.read_manifest(&name) {
+                        Ok(manifest) => {
+                            let modified = entry.metadata().ok().and_then(|m| m.modified().ok());
+                            out.push(ListEntry {
+                                name,
+                                manifest,
+                                modified,
+                            });
+                        }
+                        Err(HubError::NotFound { .. }) => {}
+                        Err(HubError::Io { source, .. })
+                            if source.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
                 }
             }
             rel.pop();

@@ -3,6 +3,22 @@
 //! record breaks verification at that record. Records hold no key and no prompt. With rotation
 //! the live file is renamed `NAME.000001`, `NAME.000002`, ... when it reaches its size limit and
 //! the chain continues into the new file; [`verify`] follows the rotated files in order.
+//!
+//! Crash policy. Each record is written with one `write` of the line and its newline, then
+//! `fdatasync`ed before the request is answered, so a request whose response was seen always has
+//! its record on disk; a crash (SIGKILL, power loss) loses at most the records of requests still
+//! in flight. A crash can still leave the live file ending in a *torn* line: bytes after the last
+//! newline that are not a JSON record (a write cut short). [`verify_log`] ignores such a final
+//! line and reports its size ([`Verified::torn_bytes`]); a final line that IS a complete record
+//! but lacks its newline counts as a record like any other. Anything else fails verification: an
+//! edited, inserted or removed record, an invalid line followed by a newline or by more lines, a
+//! torn line in a rotated file. [`AuditLog::open`] (server start) repairs the tail before
+//! appending: it truncates a torn line away (a `tracing` warning and
+//! [`AuditLog::dropped_torn_bytes`] report its size) and completes an unterminated record with
+//! its newline, so the chain continues from the last complete record and verification after new
+//! records agrees with verification before them. (As with any hash chain without an external
+//! anchor, the content of the very last record and a truncation at a line boundary cannot be
+//! detected by the log alone.)
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -33,6 +49,8 @@ pub struct AuditLog {
     path: PathBuf,
     /// Rotate when the live file would pass this many bytes (0 = never).
     max_bytes: u64,
+    /// Bytes of a torn last line cut away by [`AuditLog::open`] (0 = none).
+    dropped: u64,
     inner: Mutex<Live>,
 }
 
@@ -57,7 +75,9 @@ pub enum AuditError {
 }
 
 impl AuditLog {
-    /// Open (or create) the log at `path`, continuing its chain.
+    /// Open (or create) the log at `path`, continuing its chain. A torn last line left by a
+    /// crash is truncated away and an unterminated last record gets its newline (see the module
+    /// header); an edited or otherwise broken log is an error.
     pub fn open(path: &Path) -> Result<AuditLog, AuditError> {
         let io = |source| AuditError::Io {
             path: path.display().to_string(),
@@ -66,21 +86,40 @@ impl AuditLog {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let last = match verify(path) {
-            Ok((_, last)) => last,
-            Err(AuditError::Io { .. }) => GENESIS.to_string(),
+        let found = match verify_log(path) {
+            Ok(v) => v,
+            Err(AuditError::Io { .. }) => Verified::empty(),
             Err(e) => return Err(e),
         };
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(io)?;
+        if found.torn_bytes > 0 {
+            file.set_len(found.end).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            tracing::warn!(
+                "audit log {}: dropped an incomplete last line ({} bytes) left by a crash; \
+                 the chain continues after record {}",
+                path.display(),
+                found.torn_bytes,
+                found.records
+            );
+        } else if found.unterminated {
+            file.write_all(b"\n").map_err(io)?;
+            file.sync_data().map_err(io)?;
+        }
         let size = file.metadata().map_err(io)?.len();
         Ok(AuditLog {
             path: path.to_path_buf(),
             max_bytes: 0,
-            inner: Mutex::new(Live { file, last, size }),
+            dropped: found.torn_bytes,
+            inner: Mutex::new(Live {
+                file,
+                last: found.last,
+                size,
+            }),
         })
     }
 
@@ -118,6 +157,12 @@ impl AuditLog {
         &self.path
     }
 
+    /// Bytes of a torn last line (left by a crash) that [`AuditLog::open`] cut away; 0 when the
+    /// log ended with a complete record. For the server to report at startup.
+    pub fn dropped_torn_bytes(&self) -> u64 {
+        self.dropped
+    }
+
     /// Append one record (flushed and synced before returning).
     pub fn append(&self, rec: &AuditRecord<'_>) -> Result<(), AuditError> {
         let io = |source| AuditError::Io {
@@ -135,9 +180,21 @@ impl AuditLog {
         if self.max_bytes > 0 && guard.size > 0 && guard.size + n > self.max_bytes {
             self.rotate(&mut guard).map_err(io)?;
         }
-        guard.file.write_all(line.as_bytes()).map_err(io)?;
-        guard.file.write_all(b"\n").map_err(io)?;
-        guard.file.sync_data().map_err(io)?;
+        // The line and its newline in one buffer: a crash leaves a whole line or a torn one,
+        // never a complete record that the next one is glued onto.
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        let written = guard
+            .file
+            .write_all(&buf)
+            .and_then(|()| guard.file.sync_data());
+        if let Err(e) = written {
+            // A failed (e.g. short, ENOSPC) write must not leave a partial line for the next
+            // record to follow: cut the file back to its last complete record.
+            let _ = guard.file.set_len(guard.size);
+            return Err(io(e));
+        }
         guard.size += n;
         guard.last = sha256_hex(line.as_bytes());
         Ok(())
@@ -173,48 +230,142 @@ fn rotated_files(path: &Path) -> Vec<(u64, PathBuf)> {
     out
 }
 
+/// What [`verify_log`] found: the chain is intact up to `records` records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// Complete records whose chain verified, over all files.
+    pub records: usize,
+    /// sha256 of the last verified record's line (the genesis hash when there is none).
+    pub last: String,
+    /// Size of an incomplete final line of the live file (a write cut short by a crash), which
+    /// was ignored; 0 when the log ends with a complete record.
+    pub torn_bytes: u64,
+    /// Whether the last record lacks its newline (a complete, valid record otherwise).
+    pub unterminated: bool,
+    /// Bytes of the live file up to the end of its last complete record.
+    pub end: u64,
+}
+
+impl Verified {
+    fn empty() -> Verified {
+        Verified {
+            records: 0,
+            last: GENESIS.to_string(),
+            torn_bytes: 0,
+            unterminated: false,
+            end: 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} records, chain intact", self.records)?;
+        if self.torn_bytes > 0 {
+            write!(
+                f,
+                "; last line incomplete ({} bytes, ignored)",
+                self.torn_bytes
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Check the chain of the log at `path`, starting with its rotated files; returns the number of
-/// records and the last hash.
+/// records and the last hash. A torn final line is ignored, as in [`verify_log`].
 pub fn verify(path: &Path) -> Result<(usize, String), AuditError> {
+    verify_log(path).map(|v| (v.records, v.last))
+}
+
+/// Check the chain of the log at `path`, starting with its rotated files. Fails at the first
+/// edited, inserted, removed or invalid record; only an incomplete final line of the live file
+/// (a crash in the middle of a write) is tolerated, and reported in [`Verified::torn_bytes`].
+pub fn verify_log(path: &Path) -> Result<Verified, AuditError> {
     let rotated = rotated_files(path);
-    let mut prev = GENESIS.to_string();
-    let mut n = 0;
+    let mut v = Verified::empty();
     for (_, p) in &rotated {
-        n += verify_file(p, &mut prev, n)?;
+        let scan = verify_file(p, &mut v.last, v.records, false)?;
+        v.records += scan.records;
     }
     if rotated.is_empty() || path.exists() {
-        n += verify_file(path, &mut prev, n)?;
+        let scan = verify_file(path, &mut v.last, v.records, true)?;
+        v.records += scan.records;
+        v.unterminated = scan.unterminated;
+        v.torn_bytes = scan.torn_bytes;
+        v.end = scan.end;
     }
-    Ok((n, prev))
+    Ok(v)
+}
+
+/// What one file held.
+struct Scan {
+    records: usize,
+    unterminated: bool,
+    torn_bytes: u64,
+    end: u64,
 }
 
 /// Verify one file continuing the chain from `prev`; line numbers in errors count from
-/// `before` records (over all files).
-fn verify_file(path: &Path, prev: &mut String, before: usize) -> Result<usize, AuditError> {
-    let file = File::open(path).map_err(|source| AuditError::Io {
+/// `before` records (over all files). `live`: the file being written, where a torn final line
+/// is tolerated.
+fn verify_file(
+    path: &Path,
+    prev: &mut String,
+    before: usize,
+    live: bool,
+) -> Result<Scan, AuditError> {
+    let io = |source| AuditError::Io {
         path: path.display().to_string(),
         source,
-    })?;
-    let mut n = 0;
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| AuditError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&line).map_err(|_| AuditError::Broken {
-            line: before + i + 1,
-            why: "not a JSON record".into(),
-        })?;
+    };
+    let file = File::open(path).map_err(io)?;
+    let mut reader = BufReader::new(file);
+    let mut scan = Scan {
+        records: 0,
+        unterminated: false,
+        torn_bytes: 0,
+        end: 0,
+    };
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        let line_no = before + scan.records + 1;
+        let (line, terminated) = match buf.strip_suffix(b"\n") {
+            Some(l) => (l, true),
+            None => (buf.as_slice(), false),
+        };
+        let v: serde_json::Value = match serde_json::from_slice(line) {
+            Ok(v) => v,
+            // No newline means end of file: a write cut short. Any proper prefix of a JSON
+            // object is invalid JSON, so a complete record is never taken for a torn one.
+            Err(_) if live && !terminated => {
+                scan.torn_bytes = n as u64;
+                break;
+            }
+            Err(_) => {
+                return Err(AuditError::Broken {
+                    line: line_no,
+                    why: "not a JSON record".into(),
+                })
+            }
+        };
         if v.get("prev").and_then(|p| p.as_str()) != Some(prev.as_str()) {
             return Err(AuditError::Broken {
-                line: before + i + 1,
+                line: line_no,
                 why: "hash chain does not match the previous record".into(),
             });
         }
-        *prev = sha256_hex(line.as_bytes());
-        n += 1;
+        *prev = sha256_hex(line);
+        scan.records += 1;
+        scan.unterminated = !terminated;
+        scan.end += n as u64;
     }
-    Ok(n)
+    Ok(scan)
 }
 
 #[cfg(test)]
@@ -290,6 +441,129 @@ mod tests {
         // Removing a middle file breaks the chain where the next file starts.
         std::fs::remove_file(&rotated[1].1).unwrap();
         assert!(matches!(verify(&path), Err(AuditError::Broken { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn fresh(tag: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("slm-audit-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("audit.jsonl");
+        (dir, path)
+    }
+
+    fn write_records(path: &Path, n: u16) {
+        let log = AuditLog::open(path).unwrap();
+        for s in 0..n {
+            log.append(&rec(400 + s)).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_then_cut_away_at_open() {
+        let (dir, path) = fresh("torn");
+        write_records(&path, 3);
+        let full = std::fs::read(&path).unwrap();
+        let first_line = full.split(|&b| b == b'\n').next().unwrap().to_vec();
+        // A write cut short: the first 40 bytes of a record, no newline.
+        let mut torn = full.clone();
+        torn.extend_from_slice(&first_line[..40]);
+        std::fs::write(&path, &torn).unwrap();
+        let v = verify_log(&path).unwrap();
+        assert_eq!((v.records, v.torn_bytes, v.end), (3, 40, full.len() as u64));
+        assert_eq!(
+            v.to_string(),
+            "3 records, chain intact; last line incomplete (40 bytes, ignored)"
+        );
+        assert_eq!(verify(&path).unwrap().0, 3);
+        // The server restarts: the torn bytes go, the chain continues after record 3.
+        let log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.dropped_torn_bytes(), 40);
+        assert_eq!(std::fs::read(&path).unwrap(), full);
+        log.append(&rec(200)).unwrap();
+        drop(log);
+        let v = verify_log(&path).unwrap();
+        assert_eq!((v.records, v.torn_bytes), (4, 0));
+        assert_eq!(v.to_string(), "4 records, chain intact");
+        // Only torn: the first record never made it.
+        std::fs::write(&path, &first_line[..10]).unwrap();
+        let v = verify_log(&path).unwrap();
+        assert_eq!((v.records, v.torn_bytes, v.end), (0, 10, 0));
+        AuditLog::open(&path).unwrap().append(&rec(200)).unwrap();
+        assert_eq!(verify_log(&path).unwrap().records, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_complete_record_without_its_newline_counts_and_gets_completed() {
+        let (dir, path) = fresh("unterm");
+        write_records(&path, 2);
+        let mut bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.pop(), Some(b'\n'));
+        std::fs::write(&path, &bytes).unwrap();
+        let v = verify_log(&path).unwrap();
+        assert_eq!((v.records, v.torn_bytes, v.unterminated), (2, 0, true));
+        AuditLog::open(&path).unwrap().append(&rec(200)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert_eq!(verify_log(&path).unwrap().records, 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tolerating_a_torn_tail_tolerates_nothing_else() {
+        let (dir, path) = fresh("strict");
+        write_records(&path, 4);
+        let good = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = good.lines().collect();
+        let broken_at = |text: String| {
+            std::fs::write(&path, text).unwrap();
+            match verify_log(&path) {
+                Err(AuditError::Broken { line, .. }) => {
+                    // The server refuses such a log too.
+                    assert!(AuditLog::open(&path).is_err());
+                    line
+                }
+                other => panic!("not detected: {other:?}"),
+            }
+        };
+        // An edited record, with or without a torn tail after the log.
+        let edited = good.replacen("\"status\":401", "\"status\":200", 1);
+        assert_eq!(broken_at(edited.clone()), 3);
+        assert_eq!(broken_at(format!("{edited}{{\"time\":")), 3);
+        // An invalid line that ends in a newline is not a torn write.
+        assert_eq!(broken_at(format!("{good}{{\"time\":\n")), 5);
+        // Nor is an invalid line followed by more records.
+        let cut = format!(
+            "{}\n{}\n{}",
+            lines[0],
+            &lines[1][..30],
+            &good[lines[0].len() + lines[1].len() + 2..]
+        );
+        assert_eq!(broken_at(cut), 2);
+        // A complete record without newline must still chain.
+        let forged = lines[1].replacen("\"status\":401", "\"status\":200", 1);
+        assert_eq!(broken_at(format!("{good}{forged}")), 5);
+        // A removed record.
+        let removed = format!("{}\n{}\n{}\n", lines[0], lines[2], lines[3]);
+        assert_eq!(broken_at(removed), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_line_in_a_rotated_file_is_broken() {
+        let (dir, path) = fresh("rot-torn");
+        let log = AuditLog::open(&path).unwrap().with_rotation(600);
+        for s in 0..8 {
+            log.append(&rec(400 + s)).unwrap();
+        }
+        drop(log);
+        let rotated = rotated_files(&path);
+        assert!(!rotated.is_empty());
+        let first = &rotated[0].1;
+        let mut bytes = std::fs::read(first).unwrap();
+        bytes.truncate(bytes.len() - 20);
+        std::fs::write(first, &bytes).unwrap();
+        assert!(matches!(verify_log(&path), Err(AuditError::Broken { .. })));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -111,8 +111,8 @@ pub fn run_audit(args: &AuditArgs) -> Result<()> {
             let path = file
                 .clone()
                 .unwrap_or_else(|| slm_home().join("audit.jsonl"));
-            let (n, _) = audit::verify(&path)?;
-            println!("{}: {n} records, chain intact", path.display());
+            let v = audit::verify_log(&path)?;
+            println!("{}: {v}", path.display());
         }
     }
     Ok(())
