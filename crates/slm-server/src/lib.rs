@@ -9,6 +9,7 @@
 mod admin;
 pub mod audit;
 pub mod auth;
+mod conn;
 mod error;
 mod generate;
 pub mod keep_alive;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use axum::routing::{delete, get, post};
 use axum::Router;
 
+pub use conn::ConnLimits;
 pub use error::ApiError;
 pub use keep_alive::KeepAlive;
 pub use models::{ModelConfig, Models};
@@ -94,12 +96,26 @@ pub fn router(state: AppState) -> Router {
 
 /// Serve on a bound listener until Ctrl-C or SIGTERM, then drain: stop accepting, refuse new
 /// generations, let running ones finish for up to `shutdown_timeout` (then end them with a
-/// final `length` record), and return once every connection has closed. Idle models are
-/// unloaded by a reaper in the meantime.
+/// final `length` record), and return once every connection has closed (or 2 s after the
+/// drain, closing what is left). Idle models are unloaded by a reaper in the meantime.
+/// Connections are held to `limits` (header size and count, header and idle timeouts, the
+/// connection cap; see [`ConnLimits`]).
 pub async fn serve_on(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown_timeout: Duration,
+    limits: ConnLimits,
+) -> std::io::Result<()> {
+    serve_until(listener, state, shutdown_timeout, limits, shutdown_signal()).await
+}
+
+/// [`serve_on`] with the shutdown trigger given by the caller (tests) instead of the signals.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown_timeout: Duration,
+    limits: ConnLimits,
+    shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let models = state.models.clone();
     let reaper = tokio::spawn(async move {
@@ -108,29 +124,23 @@ pub async fn serve_on(
             models.reap(None).await;
         }
     });
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let limits = state.limits.clone();
+    let drain = state.limits.clone();
     let signal = async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutting down: draining for up to {shutdown_timeout:?}");
-        *limits
+        *drain
             .drain_deadline
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + shutdown_timeout);
-        let _ = tx.send(true);
     };
-    let server = axum::serve(listener, router(state)).with_graceful_shutdown(signal);
-    let backstop = async move {
-        let _ = rx.wait_for(|v| *v).await;
-        tokio::time::sleep(shutdown_timeout + Duration::from_secs(2)).await;
-    };
-    let r = tokio::select! {
-        r = server => r,
-        _ = backstop => {
-            tracing::warn!("connections still open after the drain timeout; closing them");
-            Ok(())
-        }
-    };
+    let r = conn::serve(
+        listener,
+        router(state),
+        limits,
+        signal,
+        shutdown_timeout + Duration::from_secs(2),
+    )
+    .await;
     reaper.abort();
     r
 }

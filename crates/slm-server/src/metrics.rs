@@ -77,6 +77,24 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Request handlers that panicked (answered 500).",
         vec![(String::new(), crate::error::PANICS.load(Ordering::Relaxed))],
     );
+    let c = &crate::conn::STATS;
+    metric(
+        "slm_connections_open",
+        "gauge",
+        "HTTP connections open now.",
+        vec![(String::new(), g(&c.open))],
+    );
+    metric(
+        "slm_connections_closed_total",
+        "counter",
+        "HTTP connections the server closed or refused, by reason.",
+        vec![
+            ("{reason=\"evicted\"}".into(), g(&c.evicted)),
+            ("{reason=\"header_timeout\"}".into(), g(&c.header_timeouts)),
+            ("{reason=\"idle_timeout\"}".into(), g(&c.idle_timeouts)),
+            ("{reason=\"refused\"}".into(), g(&c.refused)),
+        ],
+    );
     metric(
         "slm_streams_active",
         "gauge",

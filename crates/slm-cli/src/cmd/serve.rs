@@ -34,6 +34,10 @@ When the key file holds active keys (`slm keys add --role user`), every endpoint
 `Authorization: Bearer KEY` with a role allowed there (viewer: list/show/metrics; user: also \
 generate/chat/tokenize; admin: everything). Binding another address is refused unless keys exist. \
 Auth failures are appended to a hash-chained audit log (`slm audit verify`).\n\n\
+Connections: a request head may have at most 100 headers and 16 KiB (else 431) and must arrive \
+within --header-timeout; a kept-alive connection idle for 60 s is closed; beyond \
+--max-connections the connection idle longest is closed, or the new one refused with 503 when \
+all are busy.\n\n\
 Example:\n  slm serve gemma-3-270m-q4_k_m.gguf --port 8080\n  \
 curl localhost:8080/v1/chat/completions -d '{\"model\":\"gemma-3-270m-q4_k_m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'"
 )]
@@ -89,6 +93,14 @@ pub struct ServeArgs {
     /// Never use the network (/api/pull only finds models already in the store)
     #[arg(long)]
     pub offline: bool,
+    /// Most open HTTP connections; at the cap a new connection closes the one idle (or still
+    /// sending its headers) the longest, and is refused with 503 only when all are busy
+    #[arg(long = "max-connections", default_value_t = 256)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a complete request head (request line and headers); slower
+    /// clients are disconnected
+    #[arg(long = "header-timeout", default_value_t = 10)]
+    pub header_timeout: u64,
 }
 
 pub fn run(args: &ServeArgs) -> Result<()> {
@@ -101,6 +113,13 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     let audit = AuditLog::open(&audit_path)
         .with_context(|| format!("cannot open the audit log {}", audit_path.display()))?
         .with_rotation(audit_max);
+    if audit.dropped_torn_bytes() > 0 {
+        eprintln!(
+            "warning: the audit log {} ended in an incomplete record ({} bytes, from an earlier crash); it was cut away",
+            audit_path.display(),
+            audit.dropped_torn_bytes()
+        );
+    }
     let auth = Auth::new(Some(key_file.clone()), Some(audit), args.host.is_loopback());
     if !args.host.is_loopback() && !auth.keys_required() {
         bail!(
@@ -192,7 +211,12 @@ pub fn run(args: &ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot bind {}:{}", args.host, args.port))?;
         let addr = listener.local_addr()?;
         eprintln!("slm serve: listening on http://{addr}");
-        slm_server::serve_on(listener, state, shutdown_timeout).await?;
+        let conn_limits = slm_server::ConnLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+            ..Default::default()
+        };
+        slm_server::serve_on(listener, state, shutdown_timeout, conn_limits).await?;
         eprintln!("slm serve: stopped");
         Ok(())
     })
