@@ -1,23 +1,19 @@
 //! Dot-kernel throughput per type and SIMD level on cache-resident rows (compute peak, no
-//! memory traffic): `cargo bench -p slm-quant --bench kernels [-- --types Q4_K,Q8_0]`.
+//! memory traffic): `cargo bench -p slm-quant --bench kernels [-- --types Q4_K,Q8_0]
+//! [--cols 4864]` (row length, a multiple of 256; 64 Ki weights per pass).
 //!
-//! `x4` rows: the four-token prefill kernel (GMAC/s counts all four tokens).
-//! Timing: many short windows (4 passes over 32 rows of 2048), kernels of one type interleaved
-//! window by window, best window kept: a window that was preempted only gets slower, so the
-//! best one is stable on a loaded machine (whole-run CPU or wall time is not).
-//!
-//! `-- --compare [--types ..]`: the kernels before the 2026-11 rewrite (`kernels_old/`, Q4_K,
-//! Q5_K, Q5_0, Q6_K) against the library's AVX2 ones, interleaved in short windows, best window of
-//! many (a preempted window only gets slower, so the minimum is stable on a loaded machine).
+//! Columns: weight GB/s and GMAC/s, ns per 256 weights (per token for `x4`) and the speed-up
+//! over the scalar reference kernel. `x4` rows: the four-token prefill kernel (GMAC/s counts
+//! all four tokens). Timing: many short windows (4 passes over 32 rows of 2048), kernels of one
+//! type interleaved window by window, best window kept: a window that was preempted only gets
+//! slower, so the best one is stable on a loaded machine (whole-run CPU or wall time is not).
+//! To compare with an older version of the kernels, run this bench at both commits (the
+//! in-cache figures of a kernel change are recorded in its module header).
 
 use slm_quant::kernels::half::f32_to_f16;
 use slm_quant::kernels::{ActType, Kernels, SimdLevel};
 use slm_quant::GgmlType;
 use std::time::Instant;
-
-#[cfg(target_arch = "x86_64")]
-#[path = "kernels_old/mod.rs"]
-mod old;
 
 fn scale_fields(ty: GgmlType) -> &'static [usize] {
     use GgmlType as T;
@@ -59,19 +55,16 @@ fn main() {
             types = list.split(',').filter_map(GgmlType::from_name).collect();
         }
     }
-    if args.iter().any(|a| a == "--compare") {
-        let rows = args
-            .iter()
-            .position(|a| a == "--rows")
-            .and_then(|i| args.get(i + 1)?.parse().ok())
-            .unwrap_or(32);
-        compare(&types, rows);
-        return;
-    }
-    let (rows, cols) = (32usize, 2048usize);
+    let cols: usize = args
+        .iter()
+        .position(|a| a == "--cols")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .filter(|c: &usize| c.is_multiple_of(256))
+        .unwrap_or(2048);
+    let rows = 32 * 2048 / cols.max(1);
     println!(
-        "{:<7} {:<9} {:>12} {:>10}",
-        "type", "level", "GB/s(wts)", "GMAC/s"
+        "{:<7} {:<9} {:>10} {:>8} {:>9} {:>9}",
+        "type", "level", "GB/s(wts)", "GMAC/s", "ns/256w", "x scalar"
     );
     for ty in types {
         let k_any = Kernels::get();
@@ -81,7 +74,7 @@ fn main() {
         for level in SimdLevel::available() {
             let k = Kernels::for_level(level).expect("available");
             let act = ActType::for_weight(ty).expect("kernel");
-            let mut al = vec![0u8; act.row_bytes(cols)];
+            let mut al = vec![0u8; act.compute_bytes(cols)];
             // Each level's own quantizer (bytes are identical across levels anyway).
             (k.quantize(act))(&x, &mut al);
             let dot = k.vec_dot(ty).expect("kernel");
@@ -114,10 +107,16 @@ fn main() {
             }
         }
         let best = best_windows(&runs, 600);
-        for ((label, tokens, _), ns) in runs.iter().zip(best) {
+        // ns per 256 weights and token.
+        let per256: Vec<f64> = runs
+            .iter()
+            .zip(&best)
+            .map(|((_, tokens, _), ns)| ns / (4 * rows * cols * tokens / 256) as f64)
+            .collect();
+        for (((label, tokens, _), ns), t256) in runs.iter().zip(&best).zip(&per256) {
             let calls = (4 * rows) as f64;
             println!(
-                "{:<7} {:<9} {:>12} {:>10.2}",
+                "{:<7} {:<9} {:>10} {:>8.2} {:>9.2} {:>9.1}",
                 ty.name(),
                 label,
                 if *tokens == 1 {
@@ -125,7 +124,9 @@ fn main() {
                 } else {
                     "-".to_string()
                 },
-                calls * (cols * tokens) as f64 / ns
+                calls * (cols * tokens) as f64 / ns,
+                t256,
+                per256[0] / t256
             );
         }
     }
@@ -177,83 +178,7 @@ fn test_data(
     }
     let x: Vec<f32> = (0..cols).map(|_| rng.f32() - 0.5).collect();
     let act = ActType::for_weight(ty).expect("kernel");
-    let mut a = vec![0u8; act.row_bytes(cols)];
+    let mut a = vec![0u8; act.compute_bytes(cols)];
     (k.quantize(act))(&x, &mut a);
     (w, a, rb, x)
-}
-
-/// Old vs new kernels (AVX2, and AVX-512 where the CPU has it), interleaved windows; prints
-/// the best ns per 256 weights of each.
-fn compare(types: &[GgmlType], rows: usize) {
-    let Some(k2) = Kernels::for_level(SimdLevel::Avx2) else {
-        println!("no AVX2 on this CPU");
-        return;
-    };
-    let k512 = Kernels::for_level(SimdLevel::Avx512);
-    let cols = 2048usize;
-    println!(
-        "{:<6} {:>10} {:>10} {:>10} {:>8} {:>8}  (best window, ns per 256 weights; rows {rows}x{cols})",
-        "type", "old", "avx2", "avx512", "avx2/old", "512/old"
-    );
-    for &ty in types {
-        let Some(old_fn) = old_kernel(ty) else {
-            continue;
-        };
-        let (w, a, rb, _) = test_data(ty, rows, cols, k2);
-        let new2 = k2.vec_dot(ty).expect("kernel");
-        let new512 = k512.and_then(|k| k.vec_dot(ty)).unwrap_or(new2);
-        let nb = cols / ty.block_size() as usize;
-        let mut sink = 0f32;
-        let mut best = [f64::MAX; 3];
-        for round in 0..128_000 / rows {
-            for pass in 0..3 {
-                // Rotate which goes first.
-                let which = (pass + round) % 3;
-                let t = Instant::now();
-                for _ in 0..4 {
-                    for r in 0..rows {
-                        let wr = &w[r * rb..(r + 1) * rb];
-                        sink += match which {
-                            // SAFETY: AVX2 checked above; `wr`/`a` hold `nb` whole blocks.
-                            0 => unsafe { old_fn(nb, wr.as_ptr(), a.as_ptr()) },
-                            1 => new2(cols, wr, &a),
-                            _ => new512(cols, wr, &a),
-                        };
-                    }
-                }
-                let ns = t.elapsed().as_nanos() as f64 / (4 * rows * cols / 256) as f64;
-                best[which] = best[which].min(ns);
-            }
-        }
-        std::hint::black_box(sink);
-        println!(
-            "{:<6} {:>10.2} {:>10.2} {:>10.2} {:>8.3} {:>8.3}",
-            ty.name(),
-            best[0],
-            best[1],
-            best[2],
-            best[1] / best[0],
-            best[2] / best[0]
-        );
-    }
-}
-
-type OldFn = unsafe fn(usize, *const u8, *const u8) -> f32;
-
-fn old_kernel(ty: GgmlType) -> Option<OldFn> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        Some(match ty {
-            GgmlType::Q4_K => old::q4_k as OldFn,
-            GgmlType::Q5_0 => old::q5_0 as OldFn,
-            GgmlType::Q6_K => old::q6_k as OldFn,
-            GgmlType::Q5_K => old::q5_k as OldFn,
-            _ => return None,
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = ty;
-        None
-    }
 }

@@ -85,7 +85,7 @@ fn random_f32(rng: &mut fastrand::Rng, n: usize) -> Vec<f32> {
 
 fn quantize_act(k: &Kernels, ty: GgmlType, x: &[f32]) -> Vec<u8> {
     let act = ActType::for_weight(ty).expect("kernel type");
-    let mut out = vec![0u8; act.row_bytes(x.len())];
+    let mut out = vec![0u8; act.compute_bytes(x.len())];
     (k.quantize(act))(x, &mut out);
     out
 }
@@ -100,6 +100,21 @@ fn lengths(ty: GgmlType) -> Vec<usize> {
     }
     v.retain(|n| n % bs == 0);
     v
+}
+
+/// Four random activation rows for weight type `ty` (scalar quantizer), back to back: the
+/// buffer and its stride.
+fn four_act_rows(rng: &mut fastrand::Rng, ty: GgmlType, n: usize) -> (Vec<u8>, usize) {
+    let scalar = Kernels::for_level(SimdLevel::Scalar).expect("scalar");
+    let stride = ActType::for_weight(ty)
+        .expect("kernel type")
+        .compute_bytes(n);
+    let mut a = vec![0u8; 4 * stride];
+    for j in 0..4 {
+        let q = quantize_act(scalar, ty, &random_f32(rng, n));
+        a[j * stride..(j + 1) * stride].copy_from_slice(&q);
+    }
+    (a, stride)
 }
 
 /// Sum over blocks of |scalar dot of that block alone|: the scale of the rounding error.
@@ -150,6 +165,46 @@ fn every_level_matches_the_scalar_dot() {
     }
 }
 
+/// Rows of whole groups of four blocks plus a partial group (the Q8_0-activation kernels take
+/// the group path, then the per-block tail), at every level, single-row and four-token.
+#[test]
+fn q8_0_kernels_handle_partial_groups() {
+    let mut rng = fastrand::Rng::with_seed(15);
+    let scalar = Kernels::for_level(SimdLevel::Scalar).expect("scalar");
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q5_0,
+        GgmlType::Q8_0,
+        GgmlType::IQ4_NL,
+    ] {
+        for n in [160usize, 224, 480, 4896] {
+            let w = random_row(&mut rng, ty, n);
+            let (a, stride) = four_act_rows(&mut rng, ty, n);
+            for level in SimdLevel::available() {
+                let k = Kernels::for_level(level).expect("available");
+                let dot = k.vec_dot(ty).expect("kernel");
+                let mut out = [0f32; 4];
+                if let Some(dot4) = k.vec_dot4(ty) {
+                    dot4(n, &w, &a, stride, &mut out);
+                }
+                for (j, &got4) in out.iter().enumerate() {
+                    let aj = &a[j * stride..(j + 1) * stride];
+                    let want = (scalar.vec_dot(ty).expect("kernel"))(n, &w, aj);
+                    let got = dot(n, &w, aj);
+                    let tol = 1e-5 * block_abs_sum(ty, n, &w, aj) + 1e-6;
+                    assert!(
+                        (got - want).abs() <= tol,
+                        "{ty} n={n} {level:?} row {j}: {got} vs scalar {want} (tol {tol})"
+                    );
+                    if k.vec_dot4(ty).is_some() {
+                        assert_eq!(got4.to_bits(), got.to_bits(), "{ty} n={n} {level:?} dot4");
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn four_row_kernels_match_the_scalar_dot() {
     let mut rng = fastrand::Rng::with_seed(8);
@@ -164,8 +219,8 @@ fn four_row_kernels_match_the_scalar_dot() {
             for n in lengths(ty) {
                 let w = random_row(&mut rng, ty, n);
                 // Four activation rows in one buffer, with padding between them.
-                let stride = act.row_bytes(n) + 7;
-                let mut a = vec![0u8; 3 * stride + act.row_bytes(n)];
+                let stride = act.compute_bytes(n) + 7;
+                let mut a = vec![0u8; 3 * stride + act.compute_bytes(n)];
                 let xs: Vec<Vec<f32>> = (0..4).map(|_| random_f32(&mut rng, n)).collect();
                 for (j, x) in xs.iter().enumerate() {
                     let q = quantize_act(scalar, ty, x);
@@ -174,7 +229,7 @@ fn four_row_kernels_match_the_scalar_dot() {
                 let mut out = [0f32; 4];
                 dot4(n, &w, &a, stride, &mut out);
                 for (j, &got) in out.iter().enumerate() {
-                    let aj = &a[j * stride..j * stride + act.row_bytes(n)];
+                    let aj = &a[j * stride..j * stride + act.compute_bytes(n)];
                     let want = (scalar.vec_dot(ty).expect("kernel"))(n, &w, aj);
                     let tol = 1e-5 * block_abs_sum(ty, n, &w, aj) + 1e-6;
                     assert!(
@@ -196,22 +251,15 @@ fn four_row_kernels_match_the_scalar_dot() {
 #[test]
 fn four_row_kernels_equal_the_single_row_kernel_bitwise() {
     let mut rng = fastrand::Rng::with_seed(9);
-    let scalar = Kernels::for_level(SimdLevel::Scalar).expect("scalar");
     let mut bad = Vec::new();
     for level in SimdLevel::available() {
         let k = Kernels::for_level(level).expect("available");
         for &ty in TYPES {
             let Some(dot4) = k.vec_dot4(ty) else { continue };
             let dot = k.vec_dot(ty).expect("kernel");
-            let act = ActType::for_weight(ty).expect("kernel type");
             for n in lengths(ty) {
                 let w = random_row(&mut rng, ty, n);
-                let stride = act.row_bytes(n);
-                let mut a = vec![0u8; 4 * stride];
-                for j in 0..4 {
-                    let q = quantize_act(scalar, ty, &random_f32(&mut rng, n));
-                    a[j * stride..(j + 1) * stride].copy_from_slice(&q);
-                }
+                let (a, stride) = four_act_rows(&mut rng, ty, n);
                 let mut out = [0f32; 4];
                 dot4(n, &w, &a, stride, &mut out);
                 for (j, &got) in out.iter().enumerate() {
@@ -289,11 +337,11 @@ fn activation_quantizers_are_byte_identical_on_every_level() {
     for act in [ActType::Q8_0, ActType::Q8_1, ActType::Q8_K] {
         for n in [256usize, 512, 2048] {
             for x in act_inputs(&mut rng, n) {
-                let mut want = vec![0u8; act.row_bytes(n)];
+                let mut want = vec![0u8; act.compute_bytes(n)];
                 (scalar.quantize(act))(&x, &mut want);
                 for level in SimdLevel::available() {
                     let k = Kernels::for_level(level).expect("available");
-                    let mut got = vec![0u8; act.row_bytes(n)];
+                    let mut got = vec![0u8; act.compute_bytes(n)];
                     (k.quantize(act))(&x, &mut got);
                     assert!(got == want, "{act:?} n={n} {level:?} differs from scalar");
                 }
@@ -324,10 +372,11 @@ fn activation_quantizers_match_the_formats_reference() {
                 }
                 for level in SimdLevel::available() {
                     let k = Kernels::for_level(level).expect("available");
-                    let mut got = vec![0u8; act.row_bytes(n)];
+                    // The ggml row is the prefix of the compute layout (Q8_0: extras follow).
+                    let mut got = vec![0u8; act.compute_bytes(n)];
                     (k.quantize(act))(&x, &mut got);
                     assert!(
-                        got == want,
+                        got[..want.len()] == want[..],
                         "{act:?} n={n} {level:?} differs from formats::quantize_row"
                     );
                 }
@@ -356,7 +405,9 @@ fn scalar_dot_matches_f64_of_dequantized_rows() {
                 x.clone()
             } else {
                 let mut v = vec![0f32; n];
-                slm_quant::dequantize_row(act.ggml_type(), &a, &mut v).expect("dequantize act");
+                let ggml_row = &a[..act.row_bytes(n)];
+                slm_quant::dequantize_row(act.ggml_type(), ggml_row, &mut v)
+                    .expect("dequantize act");
                 v
             };
             let exact: f64 = wf.iter().zip(&af).map(|(&p, &q)| p as f64 * q as f64).sum();
@@ -431,5 +482,49 @@ fn slm_simd_env_forces_the_level() {
             stdout.contains("1 passed"),
             "SLM_SIMD={value}: test did not run: {stdout}"
         );
+    }
+}
+
+/// The Q8_0 activation extras (layout.rs): per whole group of 4 blocks, the i32 sums of each
+/// block's first and second 16 quants and each block's scale as f32 (twice), recomputed here
+/// from the ggml bytes; a plain-length destination gets the ggml row only.
+#[test]
+fn q8_0_activation_extras_hold_block_sums_and_scales() {
+    let mut rng = fastrand::Rng::with_seed(14);
+    let act = ActType::Q8_0;
+    for level in SimdLevel::available() {
+        let k = Kernels::for_level(level).expect("available");
+        for n in [32usize, 96, 128, 160, 2048, 4864] {
+            let x = random_f32(&mut rng, n);
+            let mut a = vec![0u8; act.compute_bytes(n)];
+            (k.quantize(act))(&x, &mut a);
+            let nb = n / 32;
+            assert_eq!(a.len(), nb * 34 + nb / 4 * 64, "n={n}");
+            let mut plain = vec![0u8; act.row_bytes(n)];
+            (k.quantize(act))(&x, &mut plain);
+            assert!(
+                plain[..] == a[..nb * 34],
+                "{level:?} n={n}: plain row differs"
+            );
+            let word = |o: usize| [a[o], a[o + 1], a[o + 2], a[o + 3]];
+            for g in 0..nb / 4 {
+                let e = nb * 34 + 64 * g;
+                for j in 0..4 {
+                    let b = &a[(4 * g + j) * 34..(4 * g + j + 1) * 34];
+                    let sum = |r: std::ops::Range<usize>| -> i32 {
+                        b[r].iter().map(|&q| q as i8 as i32).sum()
+                    };
+                    let d = slm_quant::kernels::half::f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+                    assert_eq!(
+                        i32::from_le_bytes(word(e + 4 * j)),
+                        sum(2..18),
+                        "n={n} g={g}"
+                    );
+                    assert_eq!(i32::from_le_bytes(word(e + 16 + 4 * j)), sum(18..34));
+                    assert_eq!(f32::from_le_bytes(word(e + 32 + 4 * j)), d);
+                    assert_eq!(f32::from_le_bytes(word(e + 48 + 4 * j)), d);
+                }
+            }
+        }
     }
 }

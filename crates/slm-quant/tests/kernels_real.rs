@@ -33,7 +33,7 @@ fn every_level_matches_scalar_on_real_rows() {
             let row_bytes = info.ty.row_bytes(n as u64).expect("row bytes") as usize;
             let data = file.tensor_data(info);
             let x: Vec<f32> = (0..n).map(|_| rng.f32() * 2.0 - 1.0).collect();
-            let mut a = vec![0u8; act.row_bytes(n)];
+            let mut a = vec![0u8; act.compute_bytes(n)];
             (scalar.quantize(act))(&x, &mut a);
             for r in [0, rows / 3, rows - 1] {
                 let w = &data[r * row_bytes..(r + 1) * row_bytes];

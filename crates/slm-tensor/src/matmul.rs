@@ -251,7 +251,7 @@ pub fn matmul_many_with(
         ys.iter_mut().for_each(|y| y.fill(0.0));
         return Ok(());
     }
-    let arb = act.row_bytes(cols);
+    let arb = act.compute_bytes(cols);
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         let acts: &[u8] = if act == ActType::F32 {

@@ -6,6 +6,13 @@
 //! a constant offset (Q3_K: 4, Q6_K: 32, TQ2_0: 1) is removed afterwards with the Q8_K block
 //! sums (`bsums`, one per 16 activations): sum((q - o) * y) = sum(q * y) - o * sum(y).
 //! Per-16 or per-32 scales are applied with `vpmaddwd` on the i16 pair sums.
+//! Q4_K and Q5_K (and the four-token Q4_K in `avx2_multi`) share the scale/min unpacking
+//! ([`K4Scales`]: one `vpshufb` per scale use, the mins as i16 pairs for one `vpmaddwd` with the
+//! bsums), the scaled group dot ([`k4_dot_pair`]) and the float update ([`k4_accumulate`]), so
+//! the four-token Q4_K kernel is bit-identical to the single-row one (and both to commit
+//! 6cfd264's). Tried and dropped on the Zen 4 dev VM: scales stored per super-block to a stack
+//! buffer and broadcast from memory (no shuffle per use) ran 10-20% slower, even with the
+//! stores two super-blocks ahead.
 //! Safety: as in `avx2_legacy` (AVX2 table only, lengths checked before pointer reads).
 
 use super::avx2_legacy::{
@@ -60,64 +67,152 @@ unsafe fn k4_scales(p: *const u8) -> (u64, u64) {
     )
 }
 
+/// The 8 scales and 8 mins of a Q4_K/Q5_K super-block, unpacked for the vector units.
+pub(super) struct K4Scales {
+    /// The 8 scales as i16, in both 128-bit lanes.
+    s: __m256i,
+}
+
+/// `vpshufb` masks picking i16 scale `j` of [`K4Scales`] into every lane.
+static K4_PICK: [[u8; 32]; 8] = {
+    let mut t = [[0u8; 32]; 8];
+    let mut j = 0;
+    while j < 8 {
+        let mut k = 0;
+        while k < 32 {
+            t[j][k] = (2 * j + k % 2) as u8;
+            k += 1;
+        }
+        j += 1;
+    }
+    t
+};
+
+/// [`K4_PICK`] behind an opaque pointer: with the masks visible, LLVM rewrites each `vpshufb`
+/// into a shift + `vpbroadcastw` pair (twice the shuffle-port work).
+#[inline(always)]
+pub(super) fn k4_pick() -> *const [u8; 32] {
+    std::hint::black_box(K4_PICK.as_ptr())
+}
+
+impl K4Scales {
+    /// Unpacks the 12 scale bytes at `p`; returns the scales and the 8 mins as i16 pairs
+    /// `(m_j, m_j)` (16 lanes, for `vpmaddwd` with the 16 Q8_K block sums).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn unpack(p: *const u8) -> (K4Scales, __m256i) {
+        const Z: i8 = -128;
+        let (sc, mins) = k4_scales(p);
+        let v = _mm_set_epi64x(mins as i64, sc as i64);
+        // Scales: bytes 0..8 widened, in both lanes; mins: bytes 8..16 as u16 pairs.
+        let s = _mm256_cvtepu8_epi16(_mm_unpacklo_epi64(v, v));
+        let midx = _mm256_setr_epi8(
+            8, Z, 8, Z, 9, Z, 9, Z, 10, Z, 10, Z, 11, Z, 11, Z, 12, Z, 12, Z, 13, Z, 13, Z, 14, Z,
+            14, Z, 15, Z, 15, Z,
+        );
+        (
+            K4Scales { s },
+            _mm256_shuffle_epi8(_mm256_set_m128i(v, v), midx),
+        )
+    }
+
+    /// Scales `2j` and `2j + 1`, each in every i16 lane (for [`k4_dot_pair`]).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) unsafe fn pair(&self, pick: *const [u8; 32], j: usize) -> (__m256i, __m256i) {
+        (self.get(pick, 2 * j), self.get(pick, 2 * j + 1))
+    }
+
+    /// Scale `j` (0..8) in every i16 lane (one `vpshufb`; `pick` from [`k4_pick`]).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn get(&self, pick: *const [u8; 32], j: usize) -> __m256i {
+        _mm256_shuffle_epi8(self.s, _mm256_loadu_si256(pick.add(j) as *const __m256i))
+    }
+}
+
+/// Integer dot of 32-element groups `2j` (unsigned quants `lo`) and `2j + 1` (`hi`) with the
+/// 64 Q8_K quants at `yq`, times their scales `(s_lo, s_hi)` from [`K4Scales::pair`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn k4_dot_pair(
+    lo: __m256i,
+    hi: __m256i,
+    (s_lo, s_hi): (__m256i, __m256i),
+    yq: *const u8,
+) -> __m256i {
+    let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(yq)), s_lo);
+    let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(yq.add(32))), s_hi);
+    _mm256_add_epi32(pl, ph)
+}
+
+/// `[d, dmin] x 4` of the Q4_K/Q5_K super-block at `x`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn k4_xdm(x: *const u8) -> __m256 {
+    _mm256_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32))
+}
+
+/// The float update of a Q4_K/Q5_K super-block: `acc[0] += d * sumi`, `acc[1] += dmin *
+/// (mins . bsums)` (two independent chains); the row's dot is `hsum(acc[0] - acc[1])`
+/// ([`k4_finish`]), the order of commit 6cfd264. The single-row and four-token kernels both
+/// use these, so they do the same float operations.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn k4_accumulate(
+    acc: &mut [__m256; 2],
+    xdm: __m256,
+    y: *const u8,
+    sumi: __m256i,
+    mins: __m256i,
+) {
+    // (d * yd, dmin * yd), each in all 8 lanes (`vmovsldup` / `vmovshdup`, no broadcasts).
+    let dm = _mm256_mul_ps(xdm, _mm256_set1_ps(ld_f32(y)));
+    let (d, dmin) = (_mm256_moveldup_ps(dm), _mm256_movehdup_ps(dm));
+    let mb = _mm256_madd_epi16(mins, bsums(y));
+    acc[0] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc[0]);
+    acc[1] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(mb), acc[1]);
+}
+
+/// The dot of a row from its [`k4_accumulate`] accumulators.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn k4_finish(acc: [__m256; 2]) -> f32 {
+    hsum_ps(_mm256_sub_ps(acc[0], acc[1]))
+}
+
+/// Sum of four i32 vectors as a balanced tree.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn add4(p: [__m256i; 4]) -> __m256i {
+    _mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3]))
+}
+
 safe_wrapper!(vec_dot_q4_k_q8_k, q4_k, QK_K, Q4_K_BYTES, Q8_K_BYTES);
 /// Q4_K x Q8_K. Per super-block: nibbles dotted per 32 with `vpmaddubsw`, scaled with
-/// `vpmaddwd` by scales picked with one `vpshufb` each; the mins term `mins . pair sums of
-/// bsums` stays in vector registers (no horizontal sum per block); two FMAs per super-block.
+/// `vpmaddwd` by scales picked with one `vpshufb` each ([`K4Scales`]); the mins term
+/// `mins . bsums` stays in vector registers; one float update per super-block
+/// ([`k4_accumulate`]), one horizontal sum per row.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_k(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = _mm256_setzero_ps();
+    let pick = k4_pick();
+    let mut acc = [_mm256_setzero_ps(); 2];
     for i in 0..nb {
         let x = w.add(i * Q4_K_BYTES);
         let y = a.add(i * Q8_K_BYTES);
-        let (sc, mins) = k4_scales(x.add(4));
-        // 8 scales as i16 in both lanes.
-        let s8 = _mm256_cvtepu8_epi16(_mm_set1_epi64x(sc as i64));
-        let mut sum0 = _mm256_setzero_si256();
-        let mut sum1 = _mm256_setzero_si256();
-        for j in 0..4 {
+        let (sc, mins) = K4Scales::unpack(x.add(4));
+        let mut p = [_mm256_setzero_si256(); 4];
+        for (j, pj) in p.iter_mut().enumerate() {
             let q4 = ld256(x.add(16 + 32 * j));
             let lo = _mm256_and_si256(q4, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            let yl = ld256(y.add(Q8K_QS + 64 * j));
-            let yh = ld256(y.add(Q8K_QS + 64 * j + 32));
-            let (s_lo, s_hi) = pick_scale_k4(s8, j);
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), s_lo));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), s_hi));
+            let yq = y.add(Q8K_QS + 64 * j);
+            *pj = k4_dot_pair(lo, hi, sc.pair(pick, j), yq);
         }
-        // [d, dmin] * yd, each broadcast.
-        let dm = _mm_mul_ps(
-            _mm_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32)),
-            _mm_set1_ps(ld_f32(y)),
-        );
-        let d = _mm256_broadcastss_ps(dm);
-        let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
-        acc_m = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(mins_times_bsums(mins, y)), acc_m);
+        k4_accumulate(&mut acc, k4_xdm(x), y, add4(p), mins);
     }
-    hsum_ps(_mm256_sub_ps(acc, acc_m))
-}
-
-/// The 16 bsums times `mins[j]` for the pair (2j, 2j+1), summed in pairs: 8 i32 lanes whose
-/// total is `sum_j mins[j] * (bsums[2j] + bsums[2j + 1])`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn mins_times_bsums(mins: u64, y: *const u8) -> __m256i {
-    // Bytes m0 m0 m1 m1 .. m7 m7 -> i16 lanes.
-    let dup = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    let m = _mm_shuffle_epi8(_mm_cvtsi64_si128(mins as i64), dup);
-    _mm256_madd_epi16(_mm256_cvtepu8_epi16(m), bsums(y))
-}
-
-/// From 8 i16 scales in both lanes: (scale 2j everywhere, scale 2j + 1 everywhere).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn pick_scale_k4(s: __m256i, j: usize) -> (__m256i, __m256i) {
-    let lo = _mm256_set1_epi16((0x0100 + 0x0404 * j) as i16);
-    let hi = _mm256_set1_epi16((0x0302 + 0x0404 * j) as i16);
-    (_mm256_shuffle_epi8(s, lo), _mm256_shuffle_epi8(s, hi))
+    k4_finish(acc)
 }
 
 safe_wrapper!(vec_dot_q5_k_q8_k, q5_k, QK_K, Q5_K_BYTES, Q8_K_BYTES);
@@ -126,39 +221,27 @@ safe_wrapper!(vec_dot_q5_k_q8_k, q5_k, QK_K, Q5_K_BYTES, Q8_K_BYTES);
 unsafe fn q5_k(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let bit = _mm256_set1_epi8(0x10);
-    let mut acc = _mm256_setzero_ps();
-    let mut acc_m = _mm256_setzero_ps();
+    let pick = k4_pick();
+    let mut acc = [_mm256_setzero_ps(); 2];
     for i in 0..nb {
         let x = w.add(i * Q5_K_BYTES);
         let y = a.add(i * Q8_K_BYTES);
-        let (sc, mins) = k4_scales(x.add(4));
-        let s8 = _mm256_cvtepu8_epi16(_mm_set1_epi64x(sc as i64));
+        let (sc, mins) = K4Scales::unpack(x.add(4));
         let qh = ld256(x.add(16));
-        let mut sum0 = _mm256_setzero_si256();
-        let mut sum1 = _mm256_setzero_si256();
-        for j in 0..4 {
+        let mut p = [_mm256_setzero_si256(); 4];
+        for (j, pj) in p.iter_mut().enumerate() {
             let q4 = ld256(x.add(48 + 32 * j));
             // Bit 2j of qh -> 0x10 for the low nibbles, bit 2j + 1 for the high ones.
             let hl = _mm256_and_si256(sll16(qh, 4usize.wrapping_sub(2 * j) as i32), bit);
             let hh = _mm256_and_si256(sll16(qh, 3usize.wrapping_sub(2 * j) as i32), bit);
             let lo = _mm256_or_si256(_mm256_and_si256(q4, m4), hl);
             let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q4, 4), m4), hh);
-            let yl = ld256(y.add(Q8K_QS + 64 * j));
-            let yh = ld256(y.add(Q8K_QS + 64 * j + 32));
-            let (s_lo, s_hi) = pick_scale_k4(s8, j);
-            sum0 = _mm256_add_epi32(sum0, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, yl), s_lo));
-            sum1 = _mm256_add_epi32(sum1, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, yh), s_hi));
+            let yq = y.add(Q8K_QS + 64 * j);
+            *pj = k4_dot_pair(lo, hi, sc.pair(pick, j), yq);
         }
-        let dm = _mm_mul_ps(
-            _mm_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32)),
-            _mm_set1_ps(ld_f32(y)),
-        );
-        let d = _mm256_broadcastss_ps(dm);
-        let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_add_epi32(sum0, sum1)), acc);
-        acc_m = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(mins_times_bsums(mins, y)), acc_m);
+        k4_accumulate(&mut acc, k4_xdm(x), y, add4(p), mins);
     }
-    hsum_ps(_mm256_sub_ps(acc, acc_m))
+    k4_finish(acc)
 }
 
 /// Shift of each u16 lane by `n` bits: left for `n >= 0`, right by `-n` otherwise.

@@ -1,41 +1,57 @@
 //! AVX2 "one weight row x 4 activation rows" dot products for prefill: the weight blocks are
 //! loaded and unpacked once and dotted with four activation rows, which saves most of the
 //! unpacking work of Q5_0/Q6_K/Q4_K. Same integer sums and scale products as the single-row
-//! kernels (`avx2_legacy`, `avx2_kquants`), so results match `scalar.rs` within float order.
+//! kernels (`avx2_legacy`, `avx2_kquants`), so results match `scalar.rs` within float order;
+//! every kernel here is bit-identical to its single-row kernel (same float operations).
+//! In-cache four-token GMAC/s on the Zen 4 dev VM (2048-wide rows), commit 6cfd264 -> now:
+//! Q5_0 32 -> 50, Q4_0 38 -> 60, IQ4_NL 37 -> 43 (group extras, `avx2_legacy`); Q4_K 50-56
+//! both (it varies from run to run with the buffers' placement).
 //! Safety: as in `avx2_legacy` (AVX2 table only; lengths checked before any pointer read).
 
 use super::avx2_kquants::{
-    bsums, k6_scales_half, mins_times_bsums, pick_scale_k4, pick_scale_pair,
+    bsums, k4_accumulate, k4_dot_pair, k4_finish, k4_pick, k4_xdm, k6_scales_half, pick_scale_pair,
+    K4Scales,
 };
 use super::avx2_legacy::{
     dot_u8_i8, hsum_ps, iq4_nl_x4, kvalues_table, ld_f16x8, nibbles32, q4_0_x4, q5_0_x4,
 };
 use super::layout::*;
+use super::ActType;
 use std::arch::x86_64::*;
 
-/// Checks `n`, `w` and the four activation rows at `a + k * stride`; returns the block count.
-fn check4(n: usize, w: &[u8], a: &[u8], stride: usize, bs: usize, wb: usize, ab: usize) -> usize {
+/// Checks `n`, `w` and the four activation rows (compute layout of `act`) at `a + k * stride`;
+/// returns the block count.
+fn check4(
+    n: usize,
+    w: &[u8],
+    a: &[u8],
+    stride: usize,
+    bs: usize,
+    wb: usize,
+    act: ActType,
+) -> usize {
     assert!(
         n.is_multiple_of(bs),
         "row length {n} is not a multiple of {bs}"
     );
     let nb = n / bs;
     assert!(w.len() >= nb * wb, "weight row too short");
+    let row = act.compute_bytes(n);
     assert!(
-        stride >= nb * ab && a.len() >= 3 * stride + nb * ab,
+        stride >= row && a.len() >= 3 * stride + row,
         "activation rows too short"
     );
     nb
 }
 
 macro_rules! safe_wrapper4 {
-    ($name:ident, $inner:ident, $bs:expr, $wb:expr, $ab:expr) => {
+    ($name:ident, $inner:ident, $bs:expr, $wb:expr, $act:ident) => {
         /// Four dots of one weight row; see the module header.
         pub fn $name(n: usize, w: &[u8], a: &[u8], stride: usize, out: &mut [f32; 4]) {
-            let nb = check4(n, w, a, stride, $bs, $wb, $ab);
+            let nb = check4(n, w, a, stride, $bs, $wb, ActType::$act);
             // SAFETY: only reachable through the AVX2 table (CPU features checked at table
             // construction); `check4` proved the weight row and the four activation rows hold
-            // `nb` whole blocks.
+            // `nb` whole blocks (and, for Q8_0, their group extras).
             *out = unsafe { $inner(nb, w.as_ptr(), a.as_ptr(), stride) };
         }
     };
@@ -58,9 +74,9 @@ unsafe fn finish(acc: [__m256; 4]) -> [f32; 4] {
     ]
 }
 
-safe_wrapper4!(vec_dot4_q4_0_q8_0, q4_0_x4, QK, Q4_0_BYTES, Q8_0_BYTES);
+safe_wrapper4!(vec_dot4_q4_0_q8_0, q4_0_x4, QK, Q4_0_BYTES, Q8_0);
 
-safe_wrapper4!(vec_dot4_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1_BYTES);
+safe_wrapper4!(vec_dot4_q4_1_q8_1, q4_1, QK, Q4_1_BYTES, Q8_1);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let mut acc = [_mm256_setzero_ps(); 4];
@@ -84,66 +100,40 @@ unsafe fn q4_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     std::array::from_fn(|k| r[k] + _mm_cvtss_f32(_mm_movehdup_ps(summs[k])))
 }
 
-safe_wrapper4!(vec_dot4_q5_0_q8_0, q5_0_x4, QK, Q5_0_BYTES, Q8_0_BYTES);
+safe_wrapper4!(vec_dot4_q5_0_q8_0, q5_0_x4, QK, Q5_0_BYTES, Q8_0);
 
-/// Same unpacking as `avx2_kquants::k4_scales` (8 scales, 8 mins as bytes of two u64).
-#[inline]
-unsafe fn k4_scales(p: *const u8) -> (u64, u64) {
-    const KM1: u32 = 0x3f3f_3f3f;
-    const KM2: u32 = 0x0f0f_0f0f;
-    const KM3: u32 = 0x0303_0303;
-    let u0 = (p as *const u32).read_unaligned();
-    let u1 = (p.add(4) as *const u32).read_unaligned();
-    let u2 = (p.add(8) as *const u32).read_unaligned();
-    let s0 = u0 & KM1;
-    let s1 = (u2 & KM2) | (((u0 >> 6) & KM3) << 4);
-    let m0 = u1 & KM1;
-    let m1 = ((u2 >> 4) & KM2) | (((u1 >> 6) & KM3) << 4);
-    (
-        s0 as u64 | ((s1 as u64) << 32),
-        m0 as u64 | ((m1 as u64) << 32),
-    )
-}
-
-safe_wrapper4!(vec_dot4_q4_k_q8_k, q4_k, QK_K, Q4_K_BYTES, Q8_K_BYTES);
+safe_wrapper4!(vec_dot4_q4_k_q8_k, q4_k, QK_K, Q4_K_BYTES, Q8_K);
+/// Q4_K x Q8_K for four tokens, bit-identical to `avx2_kquants::q4_k` per token (same exact
+/// i32 sums, same [`k4_accumulate`]).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut acc_m = [_mm256_setzero_ps(); 4];
+    let pick = k4_pick();
+    let mut acc = [[_mm256_setzero_ps(); 2]; 4];
     for i in 0..nb {
         let x = w.add(i * Q4_K_BYTES);
-        let (sc, mins) = k4_scales(x.add(4));
-        let s8 = _mm256_cvtepu8_epi16(_mm_set1_epi64x(sc as i64));
+        let (sc, mins) = K4Scales::unpack(x.add(4));
         let mut sumi = [_mm256_setzero_si256(); 4];
         for j in 0..4 {
             let q4 = ld256(x.add(16 + 32 * j));
             let lo = _mm256_and_si256(q4, m4);
             let hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
-            let (s_lo, s_hi) = pick_scale_k4(s8, j);
+            let s = sc.pair(pick, j);
             for (k, si) in sumi.iter_mut().enumerate() {
-                let y = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 64 * j);
-                let pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, ld256(y)), s_lo);
-                let ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ld256(y.add(32))), s_hi);
-                *si = _mm256_add_epi32(*si, _mm256_add_epi32(pl, ph));
+                let yq = a.add(k * stride + i * Q8_K_BYTES + Q8K_QS + 64 * j);
+                *si = _mm256_add_epi32(*si, k4_dot_pair(lo, hi, s, yq));
             }
         }
-        let xdm = _mm_cvtph_ps(_mm_set1_epi32((x as *const u32).read_unaligned() as i32));
-        for k in 0..4 {
+        let xdm = k4_xdm(x);
+        for (k, acc_k) in acc.iter_mut().enumerate() {
             let y = a.add(k * stride + i * Q8_K_BYTES);
-            // [d, dmin] * yd, each broadcast.
-            let dm = _mm_mul_ps(xdm, _mm_set1_ps((y as *const f32).read_unaligned()));
-            let d = _mm256_broadcastss_ps(dm);
-            let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dm));
-            acc[k] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi[k]), acc[k]);
-            let mb = mins_times_bsums(mins, y);
-            acc_m[k] = _mm256_fmadd_ps(dmin, _mm256_cvtepi32_ps(mb), acc_m[k]);
+            k4_accumulate(acc_k, xdm, y, sumi[k], mins);
         }
     }
-    finish(std::array::from_fn(|k| _mm256_sub_ps(acc[k], acc_m[k])))
+    acc.map(|a| k4_finish(a))
 }
 
-safe_wrapper4!(vec_dot4_q6_k_q8_k, q6_k, QK_K, Q6_K_BYTES, Q8_K_BYTES);
+safe_wrapper4!(vec_dot4_q6_k_q8_k, q6_k, QK_K, Q6_K_BYTES, Q8_K);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
@@ -198,15 +188,9 @@ unsafe fn q6_k(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     finish(acc)
 }
 
-safe_wrapper4!(
-    vec_dot4_iq4_nl_q8_0,
-    iq4_nl_x4,
-    QK,
-    IQ4_NL_BYTES,
-    Q8_0_BYTES
-);
+safe_wrapper4!(vec_dot4_iq4_nl_q8_0, iq4_nl_x4, QK, IQ4_NL_BYTES, Q8_0);
 
-safe_wrapper4!(vec_dot4_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1_BYTES);
+safe_wrapper4!(vec_dot4_q5_1_q8_1, q5_1, QK, Q5_1_BYTES, Q8_1);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let shuf = _mm256_setr_epi8(
@@ -239,7 +223,7 @@ unsafe fn q5_1(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4]
     std::array::from_fn(|k| r[k] + _mm_cvtss_f32(_mm_movehdup_ps(summs[k])))
 }
 
-safe_wrapper4!(vec_dot4_iq4_xs_q8_k, iq4_xs, QK_K, IQ4_XS_BYTES, Q8_K_BYTES);
+safe_wrapper4!(vec_dot4_iq4_xs_q8_k, iq4_xs, QK_K, IQ4_XS_BYTES, Q8_K);
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn iq4_xs(nb: usize, w: *const u8, a: *const u8, stride: usize) -> [f32; 4] {
     let table = kvalues_table();

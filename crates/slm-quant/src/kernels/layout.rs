@@ -19,6 +19,20 @@
 //! TQ1_0  54 B / 256: qs[48] (5 trits/byte) | qh[4] (4 trits/byte) | d:f16
 //! TQ2_0  66 B / 256: qs[64] (4 x 2 bits/byte) | d:f16
 //! ```
+//!
+//! Q8_0 ACTIVATION rows (what `Kernels::quantize` writes, `ActType::compute_bytes` long) are
+//! the `nb` Q8_0 blocks, byte for byte, followed by 64 bytes per whole group of four blocks
+//! (group `g` = blocks `4g..4g + 4`; a last partial group has none), computed once per row and
+//! shared by every weight row it is dotted with:
+//!
+//! ```text
+//! sums[8]: i32  sum(qs[0..16]) of blocks 4g..4g+4, then sum(qs[16..32]) of the same blocks
+//! d[8]:    f32  d of blocks 4g..4g+4 as f32, twice
+//! ```
+//!
+//! The sums let the unsigned-quant kernels (Q4_0, Q5_0) remove their offset (8, 16) per group
+//! instead of per element; the f32 scales spare a gather + convert per group. Both are laid out
+//! like a four-block step's reduced lanes (`avx2_legacy::reduce4_epi32`).
 
 /// Elements per block of the 32-element formats.
 pub const QK: usize = 32;
@@ -41,6 +55,14 @@ pub const Q8_K_BYTES: usize = 292;
 pub const IQ4_XS_BYTES: usize = 136;
 pub const TQ1_0_BYTES: usize = 54;
 pub const TQ2_0_BYTES: usize = 66;
+
+/// Extra bytes of a Q8_0 activation row per whole group of four blocks (see the module doc).
+pub const Q8_0_GROUP_EXTRA: usize = 64;
+
+/// Bytes of a Q8_0 activation row of `nb` blocks with its per-group extras.
+pub const fn q8_0_act_bytes(nb: usize) -> usize {
+    nb * Q8_0_BYTES + nb / 4 * Q8_0_GROUP_EXTRA
+}
 
 /// Offset of `qs` in a Q8_K block.
 pub const Q8K_QS: usize = 4;

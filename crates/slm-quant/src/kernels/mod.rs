@@ -21,7 +21,9 @@
 //! kernel use the scalar one in the AVX2 table.
 //!
 //! Every function takes whole rows: `n` elements, `w` = the weight row in its ggml block layout,
-//! `a` = the activation row in [`ActType`] layout (as produced by [`Kernels::quantize`]). For
+//! `a` = the activation row in [`ActType`] compute layout ([`ActType::compute_bytes`] long, as
+//! produced by [`Kernels::quantize`]: the ggml row, plus per-group sums and scales for Q8_0,
+//! see `layout`; the scalar kernels read only the ggml part). For
 //! prefill, [`Kernels::vec_dot4`] dots one weight row with four activation rows, unpacking the
 //! weights once (AVX2: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
 //! IQ4_XS).
@@ -174,9 +176,20 @@ impl ActType {
         self.ggml_type().block_size() as usize
     }
 
-    /// Bytes of a row of `n` elements (`n` a multiple of [`ActType::block_size`]).
+    /// Bytes of a row of `n` elements in the ggml format (`n` a multiple of
+    /// [`ActType::block_size`]).
     pub fn row_bytes(self, n: usize) -> usize {
         n / self.block_size() * self.ggml_type().type_size() as usize
+    }
+
+    /// Bytes of a row of `n` elements as the kernels read it and [`Kernels::quantize`] writes
+    /// it: the ggml row, then for Q8_0 per-group block sums and f32 scales (`layout`), the same
+    /// on every level. Size activation buffers with this, not [`ActType::row_bytes`].
+    pub fn compute_bytes(self, n: usize) -> usize {
+        match self {
+            ActType::Q8_0 => layout::q8_0_act_bytes(n / layout::QK),
+            _ => self.row_bytes(n),
+        }
     }
 }
 
@@ -259,8 +272,10 @@ impl Kernels {
         #[cfg(target_arch = "x86_64")]
         if self.has_avx2() {
             use GgmlType as T;
-            if self.level == SimdLevel::Avx512 && avx512_vec_dot(ty).is_some() {
-                // The AVX-512 single-row kernel (Q5_0) has its own summation order.
+            if self.level == SimdLevel::Avx512 && ty != T::Q5_0 && avx512_vec_dot(ty).is_some() {
+                // An AVX-512 single-row kernel with its own summation order. (Q5_0's has the
+                // AVX2 kernel's i32 lanes and float operations, so the AVX2 four-token kernel
+                // is bit-identical to it.)
                 return None;
             }
             // Q8_0: the four-token form of the 4-blocks-per-step kernel is not bit-identical
@@ -283,7 +298,8 @@ impl Kernels {
         None
     }
 
-    /// The activation quantizer for `act`.
+    /// The activation quantizer for `act` (writes [`ActType::compute_bytes`]; given a
+    /// destination of only [`ActType::row_bytes`], the plain ggml row).
     pub fn quantize(&self, act: ActType) -> QuantizeFn {
         #[cfg(target_arch = "x86_64")]
         if self.has_avx2() {
@@ -394,5 +410,21 @@ pub(crate) fn check_rows(n: usize, w: &[u8], a: &[u8], bs: usize, wb: usize, ab:
         w.len() >= nb * wb && a.len() >= nb * ab,
         "row buffers too short"
     );
+    nb
+}
+
+/// [`check_rows`] for an activation row in [`ActType`] compute layout: `a` must hold
+/// [`ActType::compute_bytes`]`(n)` bytes (Q8_0: the blocks and their group extras).
+#[inline]
+pub(crate) fn check_rows_act(
+    n: usize,
+    w: &[u8],
+    a: &[u8],
+    bs: usize,
+    wb: usize,
+    act: ActType,
+) -> usize {
+    let nb = check_rows(n, w, a, bs, wb, 0);
+    assert!(a.len() >= act.compute_bytes(n), "activation row too short");
     nb
 }

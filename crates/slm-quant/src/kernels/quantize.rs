@@ -25,9 +25,41 @@ fn check(x: &[f32], dst: &[u8], bs: usize, bb: usize) -> usize {
     nb
 }
 
-/// Reference f32 -> Q8_0 (`quantize_row_q8_0_ref`).
+/// Writes the per-group extras of a Q8_0 activation row (block sums and f32 scales, see
+/// `layout`) after its `nb` blocks, if `dst` has room for them (a plain Q8_0 row is left as is).
+/// Integer sums and exact f16 -> f32 conversions: the same bytes on every level.
+pub(super) fn write_q8_0_extras(nb: usize, dst: &mut [u8]) {
+    if dst.len() < q8_0_act_bytes(nb) {
+        return;
+    }
+    let (blocks, extra) = dst.split_at_mut(nb * Q8_0_BYTES);
+    for (g, out) in extra
+        .chunks_exact_mut(Q8_0_GROUP_EXTRA)
+        .take(nb / 4)
+        .enumerate()
+    {
+        for k in 0..4 {
+            let b = &blocks[(4 * g + k) * Q8_0_BYTES..(4 * g + k + 1) * Q8_0_BYTES];
+            let sum =
+                |r: std::ops::Range<usize>| -> i32 { b[r].iter().map(|&q| q as i8 as i32).sum() };
+            let d = super::half::f16_to_f32(u16::from_le_bytes([b[0], b[1]]));
+            out[4 * k..4 * k + 4].copy_from_slice(&sum(2..18).to_le_bytes());
+            out[16 + 4 * k..20 + 4 * k].copy_from_slice(&sum(18..34).to_le_bytes());
+            out[32 + 4 * k..36 + 4 * k].copy_from_slice(&d.to_le_bytes());
+            out[48 + 4 * k..52 + 4 * k].copy_from_slice(&d.to_le_bytes());
+        }
+    }
+}
+
+/// Reference f32 -> Q8_0 (`quantize_row_q8_0_ref`), plus the activation extras
+/// ([`write_q8_0_extras`]) when `dst` is `ActType::compute_bytes` long.
 pub fn quantize_row_q8_0(x: &[f32], dst: &mut [u8]) {
     let nb = check(x, dst, QK, Q8_0_BYTES);
+    quantize_blocks_q8_0(nb, x, dst);
+    write_q8_0_extras(nb, dst);
+}
+
+fn quantize_blocks_q8_0(nb: usize, x: &[f32], dst: &mut [u8]) {
     for i in 0..nb {
         let xb = &x[i * QK..(i + 1) * QK];
         let y = &mut dst[i * Q8_0_BYTES..(i + 1) * Q8_0_BYTES];
@@ -189,6 +221,7 @@ pub(super) mod avx2 {
         // SAFETY: only reachable through the AVX2 dispatch table (built after feature detection);
         // `check` proved `x` holds nb*32 floats and `dst` nb*34 bytes.
         unsafe { q8_0(nb, x.as_ptr(), dst.as_mut_ptr()) }
+        write_q8_0_extras(nb, dst);
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
