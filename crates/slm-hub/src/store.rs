@@ -4,13 +4,13 @@
 //! blobs/sha256-<hex>          content-addressed files, named only from a `Digest`, stored once
 //! manifests/<part>/.../<tag>  one JSON manifest per name:tag, listing its blobs
 //! tmp/                        partial downloads (<hex>.part), per-digest locks, temp files
+//! locks/                      the store-wide mutation lock and blob pins (see `lock.rs`)
 //! ```
 //!
 //! A blob becomes visible only once complete and verified (written in `tmp/`, fsync, rename, fsync
 //! dir); a manifest is written last, only when every blob it names is present. Nothing under the
 //! store is opened through a symlink.
 
-use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,11 +18,17 @@ use std::path::{Path, PathBuf};
 use crate::digest::{Digest, Hasher};
 use crate::error::{HubError, Result};
 use crate::fsutil::{ensure_dir, lstat, open_no_follow, publish, unique_temp, write_atomic};
+pub use crate::lock::BlobPin;
+use crate::lock::{is_not_found, StoreLock};
 use crate::manifest::Manifest;
 use crate::name::{ModelName, MAX_COMPONENTS};
 
 /// Copy buffer size for hashing and copying.
 const BUF: usize = 1 << 20;
+
+/// How often a step that lost a race with a concurrent writer is tried again (creating a manifest
+/// directory that vanished, opening a manifest that was replaced).
+const RACE_ATTEMPTS: u32 = 5;
 
 /// A model store rooted at one directory.
 #[derive(Clone, Debug)]
@@ -45,6 +51,8 @@ pub struct GcReport {
     pub freed_bytes: u64,
     pub partials_removed: usize,
     pub kept: usize,
+    /// Unreferenced blobs left in place because someone pinned them (or is downloading them).
+    pub pinned: usize,
 }
 
 /// An advisory lock on one digest, held while it is downloaded; released on drop.
@@ -70,7 +78,7 @@ impl Store {
         Store::open(Store::default_root()?)
     }
 
-    /// Open (creating if needed) a store rooted at `root`. The root and its three directories must
+    /// Open (creating if needed) a store rooted at `root`. The root and its four directories must
     /// be real directories, not symlinks.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
@@ -79,7 +87,7 @@ impl Store {
         }
         // The root itself may be a symlink the user chose (~/.slm -> /data/slm); nothing inside it may.
         let root = fs::canonicalize(&root).map_err(|e| HubError::io(&root, e))?;
-        for d in ["blobs", "manifests", "tmp"] {
+        for d in ["blobs", "manifests", "tmp", "locks"] {
             ensure_dir(&root.join(d), true)?;
         }
         Ok(Store { root })
@@ -97,7 +105,12 @@ impl Store {
         self.root.join("tmp")
     }
 
-    fn manifests_dir(&self) -> PathBuf {
+    /// The store lock and blob pins (see [`crate::lock`]).
+    pub(crate) fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub(crate) fn manifests_dir(&self) -> PathBuf {
         self.root.join("manifests")
     }
 
@@ -160,10 +173,23 @@ impl Store {
     /// (and size) match what was expected. Returns the digest and size.
     pub fn put_blob<R: Read>(
         &self,
-        mut reader: R,
+        reader: R,
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<(Digest, u64)> {
+        self.put_blob_pinned(reader, expected, expected_size)
+            .map(|(d, n, _pin)| (d, n))
+    }
+
+    /// [`Store::put_blob`], returning a pin on the blob taken before it was published, so that
+    /// `gc` or `remove` cannot delete it before the caller's manifest names it.
+    pub fn put_blob_pinned<R: Read>(
+        &self,
+        mut reader: R,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<(Digest, u64, BlobPin)> {
+        let _writing = self.writing_tmp()?;
         let tmp = unique_temp(&self.tmp_dir(), "blob");
         let res = (|| {
             let mut f = OpenOptions::new()
@@ -178,8 +204,9 @@ impl Store {
             let n = h.len();
             let d = h.finish();
             check(expected, expected_size, &d, n, "blob")?;
+            let pin = self.pin(&d)?;
             self.promote(&tmp, &d)?;
-            Ok((d, n))
+            Ok((d, n, pin))
         })();
         if res.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -190,7 +217,7 @@ impl Store {
     /// `slm import FILE --name NAME:TAG`: add a local GGUF file. A hard link is used where the
     /// file system allows it (no copy), else the file is copied while hashing.
     pub fn import_file(&self, src: &Path, name: &ModelName) -> Result<Manifest> {
-        let layer = self.import_blob(src)?;
+        let (layer, _pin) = self.import_blob_pinned(src)?;
         let m = Manifest {
             schema_version: 2,
             media_type: crate::manifest::MEDIA_MANIFEST.to_string(),
@@ -203,6 +230,11 @@ impl Store {
 
     /// Add a local GGUF file as a blob (hard link or hashed copy) and return its model layer.
     pub fn import_blob(&self, src: &Path) -> Result<crate::manifest::Layer> {
+        self.import_blob_pinned(src).map(|(l, _pin)| l)
+    }
+
+    /// [`Store::import_blob`], returning a pin on the blob (see [`Store::put_blob_pinned`]).
+    pub fn import_blob_pinned(&self, src: &Path) -> Result<(crate::manifest::Layer, BlobPin)> {
         let mut magic = [0u8; 4];
         File::open(src)
             .and_then(|mut f| f.read_exact(&mut magic))
@@ -213,6 +245,7 @@ impl Store {
                 src.display()
             )));
         }
+        let _writing = self.writing_tmp()?;
         let tmp = unique_temp(&self.tmp_dir(), "import");
         let res = (|| {
             let (d, n) = if fs::hard_link(src, &tmp).is_ok() {
@@ -234,16 +267,18 @@ impl Store {
                 let n = h.len();
                 (h.finish(), n)
             };
+            let pin = self.pin(&d)?;
             self.promote(&tmp, &d)?;
             let filename = src
                 .file_name()
                 .map(|f| f.to_string_lossy().chars().take(200).collect());
-            Ok(crate::manifest::Layer {
+            let layer = crate::manifest::Layer {
                 media_type: crate::manifest::MEDIA_MODEL.to_string(),
                 digest: d,
                 size: n,
                 filename,
-            })
+            };
+            Ok((layer, pin))
         })();
         if lstat(&tmp).ok().flatten().is_some() {
             let _ = fs::remove_file(&tmp);
@@ -252,7 +287,7 @@ impl Store {
     }
 
     /// The manifest directory of `name`, each component checked to be a real directory.
-    fn manifest_path(&self, name: &ModelName, create: bool) -> Result<Option<PathBuf>> {
+    pub(crate) fn manifest_path(&self, name: &ModelName, create: bool) -> Result<Option<PathBuf>> {
         let rel = name.manifest_rel_path();
         let mut dir = self.manifests_dir();
         let comps: Vec<_> = rel.components().collect();
@@ -269,8 +304,21 @@ impl Store {
     }
 
     /// Write `name`'s manifest atomically, after checking that every blob it names is present
-    /// with the right size.
+    /// with the right size. The check and the rename happen under the store lock, so `remove` and
+    /// `gc` cannot delete a blob in between; to keep them from deleting one earlier (between
+    /// fetching it and calling this), hold a [`Store::pin`] on it from before it is fetched.
     pub fn write_manifest(&self, name: &ModelName, m: &Manifest) -> Result<()> {
+        let lock = self.lock()?;
+        self.write_manifest_locked(&lock, name, m)
+    }
+
+    /// [`Store::write_manifest`] for a caller that holds the store lock.
+    fn write_manifest_locked(
+        &self,
+        _lock: &StoreLock,
+        name: &ModelName,
+        m: &Manifest,
+    ) -> Result<()> {
         for l in &m.layers {
             if !self.has_blob(&l.digest, Some(l.size))? {
                 return Err(HubError::MissingBlob {
@@ -278,15 +326,62 @@ impl Store {
                 });
             }
         }
-        let path = self
-            .manifest_path(name, true)?
-            .ok_or_else(|| HubError::Other("manifest directory vanished".into()))?;
-        if let Some(md) = lstat(&path)? {
-            if md.file_type().is_symlink() || !md.is_file() {
-                return Err(HubError::Symlink { path });
+        let data = m.to_json();
+        // Directories are pruned only under the lock, but a process from before the lock existed
+        // may still prune one between our mkdir and rename: create it again a few times.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let res = match self.manifest_path(name, true)? {
+                Some(path) => {
+                    if let Some(md) = lstat(&path)? {
+                        if md.file_type().is_symlink() || !md.is_file() {
+                            return Err(HubError::Symlink { path });
+                        }
+                    }
+                    write_atomic(&self.tmp_dir(), &path, &data)
+                }
+                None => Err(HubError::io(
+                    self.manifests_dir(),
+                    io::Error::new(io::ErrorKind::NotFound, "manifest directory vanished"),
+                )),
+            };
+            match res {
+                Err(e) if attempt < RACE_ATTEMPTS && is_not_found(&e) => continue,
+                other => return other,
             }
         }
-        write_atomic(&self.tmp_dir(), &path, &m.to_json())
+    }
+
+    /// Take the store-wide mutation lock (blocks while another thread or process mutates).
+    pub(crate) fn lock(&self) -> Result<StoreLock> {
+        StoreLock::acquire(&self.root)
+    }
+
+    /// Pin blob `d` (present or not yet): until the pin is dropped, `remove` and `gc` leave it in
+    /// place even when no manifest references it. Take it before fetching or checking a blob a
+    /// new manifest will name, and drop it after [`Store::write_manifest`].
+    pub fn pin(&self, d: &Digest) -> Result<BlobPin> {
+        let lock = self.lock()?;
+        BlobPin::acquire(&self.pin_path(d), &lock)
+    }
+
+    /// [`Store::pin`] for several blobs under one lock acquisition.
+    pub fn pin_all<'a>(&self, ds: impl IntoIterator<Item = &'a Digest>) -> Result<Vec<BlobPin>> {
+        let lock = self.lock()?;
+        ds.into_iter()
+            .map(|d| BlobPin::acquire(&self.pin_path(d), &lock))
+            .collect()
+    }
+
+    /// Held while a temp file of `put_blob`/`import_blob` exists, so `gc --partials` leaves it.
+    fn writing_tmp(&self) -> Result<File> {
+        crate::lock::shared(&self.locks_dir().join("tmp.lock"))
+    }
+
+    /// The pin file of blob `d`.
+    pub(crate) fn pin_path(&self, d: &Digest) -> PathBuf {
+        self.locks_dir().join(format!("{}.pin", d.hex()))
     }
 
     /// Read `name`'s manifest.
@@ -295,10 +390,25 @@ impl Store {
             name: name.to_string(),
         };
         let path = self.manifest_path(name, false)?.ok_or_else(not_found)?;
-        if lstat(&path)?.is_none() {
-            return Err(not_found());
-        }
-        let f = open_no_follow(&path)?;
+        // Lock-free: a concurrent write may replace the file (rename) and a remove unlink it
+        // between the no-follow check and the open. Look again while it is a regular file.
+        let mut attempt = 0;
+        let f = loop {
+            attempt += 1;
+            if lstat(&path)?.is_none() {
+                return Err(not_found());
+            }
+            match open_no_follow(&path) {
+                Ok(f) => break f,
+                Err(e) if is_not_found(&e) => return Err(not_found()),
+                Err(HubError::Symlink { .. })
+                    if attempt < RACE_ATTEMPTS && lstat(&path)?.is_some_and(|m| m.is_file()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let mut buf = Vec::new();
         f.take(crate::manifest::MAX_MANIFEST_BYTES as u64 + 1)
             .read_to_end(&mut buf)
@@ -388,101 +498,13 @@ impl Store {
         Ok(())
     }
 
-    /// `slm rm NAME`: remove the manifest, then the blobs no other manifest references.
-    /// Returns the bytes freed.
-    pub fn remove(&self, name: &ModelName) -> Result<u64> {
-        let m = self.read_manifest(name)?;
-        let path = self
-            .manifest_path(name, false)?
-            .ok_or_else(|| HubError::NotFound {
-                name: name.to_string(),
-            })?;
-        fs::remove_file(&path).map_err(|e| HubError::io(&path, e))?;
-        // Prune now-empty directories up to manifests/.
-        let mut dir = path.parent().map(Path::to_path_buf);
-        while let Some(d) = dir {
-            if d == self.manifests_dir() || fs::remove_dir(&d).is_err() {
-                break;
-            }
-            dir = d.parent().map(Path::to_path_buf);
-        }
-        let referenced = self.referenced()?;
-        let mut freed = 0u64;
-        for l in &m.layers {
-            if !referenced.contains(&l.digest) && self.has_blob(&l.digest, None)? {
-                let p = self.blob_path(&l.digest);
-                let len = fs::symlink_metadata(&p).map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(&p).map_err(|e| HubError::io(&p, e))?;
-                freed = freed.saturating_add(len);
-            }
-        }
-        Ok(freed)
-    }
-
-    /// `slm cp SRC DST`: a new name for the same blobs (no data is copied).
+    /// `slm cp SRC DST`: a new name for the same blobs (no data is copied). Reading `SRC` and
+    /// writing `DST` is one step under the store lock, so a concurrent `rm SRC` cannot take the
+    /// blobs away in between.
     pub fn copy(&self, src: &ModelName, dst: &ModelName) -> Result<()> {
+        let lock = self.lock()?;
         let m = self.read_manifest(src)?;
-        self.write_manifest(dst, &m)
-    }
-
-    fn referenced(&self) -> Result<BTreeSet<Digest>> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .flat_map(|e| e.manifest.layers.into_iter().map(|l| l.digest))
-            .collect())
-    }
-
-    /// `slm gc`: remove blobs no manifest references; with `partials`, also partial downloads and
-    /// temp files nobody holds a lock on.
-    pub fn gc(&self, partials: bool) -> Result<GcReport> {
-        let referenced = self.referenced()?;
-        let mut report = GcReport::default();
-        let blobs = self.blobs_dir();
-        for entry in fs::read_dir(&blobs).map_err(|e| HubError::io(&blobs, e))? {
-            let entry = entry.map_err(|e| HubError::io(&blobs, e))?;
-            let fname = entry.file_name().to_string_lossy().into_owned();
-            let Some(d) = Digest::from_file_name(&fname) else {
-                continue; // not ours: leave it
-            };
-            if referenced.contains(&d) {
-                report.kept += 1;
-                continue;
-            }
-            let _lock = self.lock_blob(&d)?;
-            let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            fs::remove_file(entry.path()).map_err(|e| HubError::io(entry.path(), e))?;
-            report.removed.push(d);
-            report.freed_bytes = report.freed_bytes.saturating_add(len);
-        }
-        if partials {
-            let tmp = self.tmp_dir();
-            for entry in fs::read_dir(&tmp).map_err(|e| HubError::io(&tmp, e))? {
-                let entry = entry.map_err(|e| HubError::io(&tmp, e))?;
-                let fname = entry.file_name().to_string_lossy().into_owned();
-                if let Some(hex) = fname.strip_suffix(".part") {
-                    let Ok(d) = Digest::from_hex(hex) else {
-                        continue;
-                    };
-                    let lock_path = tmp.join(format!("{hex}.lock"));
-                    let lf = OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(&lock_path)
-                        .map_err(|e| HubError::io(&lock_path, e))?;
-                    if lf.try_lock().is_ok() {
-                        let _ = fs::remove_file(entry.path());
-                        let _ = d;
-                        report.partials_removed += 1;
-                    }
-                } else if fname.ends_with(".tmp") {
-                    let _ = fs::remove_file(entry.path());
-                    report.partials_removed += 1;
-                }
-            }
-        }
-        Ok(report)
+        self.write_manifest_locked(&lock, dst, &m)
     }
 
     /// Re-hash every blob of `name`; an error names the first one that does not match.
