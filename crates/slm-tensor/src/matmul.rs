@@ -17,7 +17,8 @@
 //!   dynamically by the threads in guided runs of consecutive chunks ([`ThreadPool::run_ranges`]:
 //!   long contiguous streams first, small grabs at the end), so a thread slowed by other load
 //!   does not hold up the call.
-//! - Decode (`n_tokens == 1`) streams each weight row once. Prefill walks each chunk in tiles
+//! - Decode (`n_tokens == 1`) streams each weight row once, each thread writing its rows'
+//!   results in place (`ThreadPool::run_ranges_mut`, no per-chunk bookkeeping). Prefill walks each chunk in tiles
 //!   of rows that fit in L2 (48 KiB of weights) and runs every token over a tile before moving
 //!   on, so weights are read from memory once per call; where the level has one, a 4-token
 //!   kernel (`Kernels::vec_dot4`) unpacks each weight block once for 4 tokens.
@@ -168,6 +169,8 @@ const TILE_BYTES: usize = 48 * 1024;
 thread_local! {
     /// Per-thread scratch for quantized activations (reused across calls).
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Per-thread scratch for the decode outputs of several matrices.
+    static OUT_SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// [`matmul`] with an explicit kernel table.
@@ -344,14 +347,15 @@ fn compute(
     ys: &mut [&mut [f32]],
     n_tokens: usize,
 ) {
+    if n_tokens == 1 {
+        return decode(pool, mats, &acts[..arb], ys);
+    }
     let cols = mats[0].w.cols;
     let nt = pool.n_threads();
-    // Chunks: a multiple of 4 rows. Decode: small chunks (about 32 per thread) handed out in
-    // guided runs of consecutive chunks, so each thread streams a long contiguous run of rows
-    // and the last grabs are small. Prefill: about 8 per thread, each tiled below.
+    // Prefill chunks: a multiple of 4 rows, about 8 per thread, each tiled below, handed out
+    // in guided runs of consecutive chunks.
     let total_rows: usize = mats.iter().map(|p| p.w.rows).sum();
-    let per_thread = if n_tokens == 1 { 32 } else { 8 };
-    let target = if nt == 1 { mats.len() } else { nt * per_thread };
+    let target = if nt == 1 { mats.len() } else { nt * 8 };
     let chunk_rows = total_rows
         .div_ceil(target.max(1))
         .next_multiple_of(4)
@@ -393,7 +397,54 @@ fn compute(
     });
 }
 
-/// All products of one chunk of rows with every token.
+/// Decode (one token): the rows of all matrices, concatenated, in chunks of a multiple of 4
+/// rows (about 32 per thread) handed out in guided runs, each thread writing its results in
+/// place ([`ThreadPool::run_ranges_mut`]: no lock or bookkeeping per chunk, which matters for
+/// small matrices). Several matrices go through one scratch row, copied out at the end.
+fn decode(pool: &ThreadPool, mats: &[Prepared], a: &[u8], ys: &mut [&mut [f32]]) {
+    let cols = mats[0].w.cols;
+    let nt = pool.n_threads();
+    let total_rows: usize = mats.iter().map(|p| p.w.rows).sum();
+    let target = if nt == 1 { 1 } else { nt * 32 };
+    let chunk_rows = total_rows.div_ceil(target).next_multiple_of(4).max(4);
+    // Rows r0.. of the concatenation into `out`, matrix by matrix.
+    let rows_into = |r0: usize, out: &mut [f32]| {
+        let (mut g, mut out, mut m0) = (r0, out, 0usize);
+        for p in mats {
+            let m1 = m0 + p.w.rows;
+            if g < m1 && !out.is_empty() {
+                let n = (m1 - g).min(out.len());
+                let (head, tail) = out.split_at_mut(n);
+                for (k, y) in head.iter_mut().enumerate() {
+                    *y = (p.dot)(cols, p.w.row(g - m0 + k, p.rb), a);
+                }
+                g += n;
+                out = tail;
+            }
+            m0 = m1;
+        }
+    };
+    if let [y] = ys {
+        pool.run_ranges_mut(y, chunk_rows, |r, out| rows_into(r.start * chunk_rows, out));
+        return;
+    }
+    OUT_SCRATCH.with(|cell| {
+        let mut tmp = cell.borrow_mut();
+        tmp.clear();
+        tmp.resize(total_rows, 0.0);
+        pool.run_ranges_mut(&mut tmp, chunk_rows, |r, out| {
+            rows_into(r.start * chunk_rows, out)
+        });
+        let mut off = 0;
+        for y in ys.iter_mut() {
+            let n = y.len();
+            y.copy_from_slice(&tmp[off..off + n]);
+            off += n;
+        }
+    });
+}
+
+/// All products of one chunk of rows with every token (prefill).
 fn run_chunk(
     ch: &mut Chunk,
     mats: &[Prepared],
@@ -405,13 +456,6 @@ fn run_chunk(
     let p = &mats[ch.m];
     let (w, rb, dot) = (&p.w, p.rb, p.dot);
     let n_rows = ch.pieces.first().map_or(0, |x| x.len());
-    if n_tokens == 1 {
-        let a = &acts[..arb];
-        for (k, o) in ch.pieces[0].iter_mut().enumerate() {
-            *o = dot(cols, w.row(ch.r0 + k, rb), a);
-        }
-        return;
-    }
     let tile_rows = (TILE_BYTES / rb.max(1)).clamp(1, n_rows.max(1));
     let mut r0 = 0;
     while r0 < n_rows {

@@ -14,6 +14,7 @@
 //! [`ThreadPool::run_ranges`] is the same with guided self-scheduling: each grab takes a range
 //! of consecutive items, 1/(2n) of those left (at least one), so every thread streams long
 //! contiguous runs first and the grabs shrink towards the end for balance.
+//! [`ThreadPool::run_ranges_mut`] also hands each range its own part of an output slice.
 //!
 //! None is re-entrant: calling the same pool from inside `f` deadlocks. Calls from different
 //! threads are serialized.
@@ -29,6 +30,19 @@ use std::time::{Duration, Instant};
 const SPIN: Duration = Duration::from_micros(100);
 
 type Job = dyn Fn(usize, usize) + Sync;
+
+/// The base of a slice that `run_ranges_mut` splits into disjoint parts for its threads.
+struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+// SAFETY: only used to rebuild disjoint sub-slices of a `&mut [T]` (with `T: Send`) that
+// outlives the pool call; see `run_ranges_mut`.
+unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 /// A type-erased pointer to the current job; only dereferenced while `run` is blocked.
 #[derive(Clone, Copy)]
@@ -200,6 +214,32 @@ impl ThreadPool {
             while let Some(r) = grab() {
                 f(r);
             }
+        });
+    }
+
+    /// [`ThreadPool::run_ranges`] over the items of `out` in units of `unit` elements (item `i`
+    /// is `out[i * unit..]`, the last one possibly shorter): `f(range, part)` gets the items'
+    /// range and exactly their elements, so threads write their results in place with no lock
+    /// or copy per item.
+    pub fn run_ranges_mut<T, F>(&self, out: &mut [T], unit: usize, f: F)
+    where
+        T: Send,
+        F: Fn(std::ops::Range<usize>, &mut [T]) + Sync,
+    {
+        let unit = unit.max(1);
+        let len = out.len();
+        let n_items = len.div_ceil(unit);
+        let base = SendPtr(out.as_mut_ptr());
+        self.run_ranges(n_items, |r| {
+            let start = (r.start * unit).min(len);
+            let end = (r.end * unit).min(len);
+            // SAFETY: `run_ranges` hands out every item exactly once, so the element ranges
+            // given to concurrent calls are disjoint; they lie within `out` (clamped to `len`),
+            // which is borrowed mutably for the whole call, and `run_ranges` returns only after
+            // every call has finished.
+            let part =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            f(r, part);
         });
     }
 
@@ -492,6 +532,34 @@ mod tests {
                         assert!(grabs.load(Ordering::Relaxed) < 100);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn run_ranges_mut_hands_each_element_to_its_items_call_once() {
+        for n in 1..=3 {
+            let pool = ThreadPool::new(n);
+            for (len, unit) in [
+                (0usize, 4usize),
+                (1, 4),
+                (10, 4),
+                (640, 12),
+                (1000, 1),
+                (7, 100),
+            ] {
+                let mut out = vec![usize::MAX; len];
+                pool.run_ranges_mut(&mut out, unit, |r, part| {
+                    assert_eq!(part.len(), (r.end * unit).min(len) - r.start * unit);
+                    for (k, v) in part.iter_mut().enumerate() {
+                        assert_eq!(*v, usize::MAX, "element written twice");
+                        *v = r.start * unit + k;
+                    }
+                });
+                assert!(
+                    out.iter().enumerate().all(|(i, &v)| v == i),
+                    "len {len} unit {unit}"
+                );
             }
         }
     }
