@@ -127,6 +127,7 @@ pub fn import<R: Read>(store: &Store, mut input: R) -> Result<Vec<ModelName>> {
     };
     let io = |e: io::Error| HubError::Other(format!("reading the bundle: {e}"));
     let mut index: Option<Index> = None;
+    let mut pins = Vec::new();
     loop {
         let mut h = [0u8; 512];
         input.read_exact(&mut h).map_err(io)?;
@@ -171,7 +172,8 @@ pub fn import<R: Read>(store: &Store, mut input: R) -> Result<Vec<ModelName>> {
                 });
             }
             let mut member = (&mut input).take(size);
-            store.put_blob(&mut member, Some(&d), Some(size))?;
+            let (_, _, pin) = store.put_blob_pinned(&mut member, Some(&d), Some(size))?;
+            pins.push(pin);
         } else {
             return Err(bad(format!(
                 "unexpected member {:?}",
@@ -188,6 +190,8 @@ pub fn import<R: Read>(store: &Store, mut input: R) -> Result<Vec<ModelName>> {
         store.write_manifest(&name, &m)?;
         names.push(name);
     }
+    // The blobs stay pinned until every manifest naming them is written.
+    drop(pins);
     Ok(names)
 }
 

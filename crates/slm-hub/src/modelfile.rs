@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::error::{HubError, Result};
 use crate::manifest::{Layer, Manifest, MEDIA_MANIFEST, MEDIA_MODEL};
 use crate::name::ModelName;
-use crate::store::Store;
+use crate::store::{BlobPin, Store};
 
 /// Largest Modelfile accepted.
 pub const MAX_MODELFILE_BYTES: usize = 1 << 20;
@@ -204,13 +204,29 @@ pub fn create(
     base_dir: &Path,
 ) -> Result<Manifest> {
     let path = base_dir.join(&mf.from);
-    let model = if path.is_file() {
-        Some(store.import_blob(&path)?)
-    } else {
-        let base = crate::pull::local_name(&mf.from)?;
-        store.read_manifest(&base)?.model_layer().cloned()
+    if path.is_file() {
+        let (layer, pin) = store.import_blob_pinned(&path)?;
+        return build(store, name, mf, Some(layer), vec![pin]);
+    }
+    let base = crate::pull::local_name(&mf.from)?;
+    let model = store.read_manifest(&base)?.model_layer().cloned();
+    let pins = pin_present(store, model.as_ref(), &mf.from)?;
+    build(store, name, mf, model, pins)
+}
+
+/// Pins the base model's blob (so a concurrent `gc`/`rm` cannot delete it before the new
+/// manifest names it), then checks it is still there.
+fn pin_present(store: &Store, model: Option<&Layer>, from: &str) -> Result<Vec<BlobPin>> {
+    let Some(layer) = model else {
+        return Ok(Vec::new());
     };
-    build(store, name, mf, model)
+    let pin = store.pin(&layer.digest)?;
+    if !store.blob_path(&layer.digest).is_file() {
+        return Err(HubError::NotFound {
+            name: from.to_string(),
+        });
+    }
+    Ok(vec![pin])
 }
 
 /// Like [`create`], but `FROM` must name a model already in the store (never a file): what a
@@ -223,7 +239,8 @@ pub fn create_from_store(store: &Store, name: &ModelName, mf: &Modelfile) -> Res
         });
     }
     let model = store.read_manifest(&base)?.model_layer().cloned();
-    build(store, name, mf, model)
+    let pins = pin_present(store, model.as_ref(), &mf.from)?;
+    build(store, name, mf, model, pins)
 }
 
 fn build(
@@ -231,13 +248,15 @@ fn build(
     name: &ModelName,
     mf: &Modelfile,
     model: Option<Layer>,
+    mut pins: Vec<BlobPin>,
 ) -> Result<Manifest> {
     let mut layers: Vec<Layer> = Vec::new();
     layers.push(model.ok_or_else(|| HubError::NotFound {
         name: mf.from.clone(),
     })?);
     let mut text = |media: &str, data: Vec<u8>| -> Result<()> {
-        let (digest, size) = store.put_blob(Cursor::new(data), None, None)?;
+        let (digest, size, pin) = store.put_blob_pinned(Cursor::new(data), None, None)?;
+        pins.push(pin);
         layers.push(Layer {
             media_type: format!("application/vnd.ollama.image.{media}"),
             digest,
@@ -283,5 +302,6 @@ fn build(
         )),
     };
     store.write_manifest(name, &m)?;
+    drop(pins);
     Ok(m)
 }

@@ -170,7 +170,37 @@ pub fn pull(
             missing,
         });
     }
-    let (manifest, received) = match &target {
+    let (mut manifest, mut received) = fetch_target(store, http, &target, progress)?;
+    // Pin what the manifest names so that a concurrent `gc`/`rm` cannot delete it before the
+    // manifest is written; a blob deleted in between is fetched again, under the pin.
+    let _pins = store.pin_all(manifest.layers.iter().map(|l| &l.digest))?;
+    if manifest
+        .layers
+        .iter()
+        .any(|l| !store.has_blob(&l.digest, Some(l.size)).unwrap_or(false))
+    {
+        let (m, r) = fetch_target(store, http, &target, progress)?;
+        manifest = m;
+        received += r;
+    }
+    store.write_manifest(&name, &manifest)?;
+    Ok(Pulled {
+        name,
+        manifest,
+        received,
+        already: false,
+    })
+}
+
+/// Download what `target` names (skipping blobs already in the store): its manifest and the
+/// bytes received.
+fn fetch_target(
+    store: &Store,
+    http: &Http,
+    target: &Target,
+    progress: &mut dyn Progress,
+) -> Result<(Manifest, u64)> {
+    Ok(match target {
         Target::Catalog { model, quant } => pull_catalog(store, http, model, quant, progress)?,
         Target::HuggingFace(r) => {
             let f = hf::resolve(http, &hf::HfConfig::from_env(), r)?;
@@ -184,13 +214,6 @@ pub fn pull(
             (m, received)
         }
         Target::Registry(r) => pull_registry(store, http, r, progress)?,
-    };
-    store.write_manifest(&name, &manifest)?;
-    Ok(Pulled {
-        name,
-        manifest,
-        received,
-        already: false,
     })
 }
 
@@ -224,6 +247,8 @@ fn pull_url(
             missing: format!("{url} ({digest})"),
         });
     }
+    // Pinned before it arrives, so a concurrent `gc`/`rm` leaves it until the manifest names it.
+    let _pin = store.pin(&digest)?;
     let file = url
         .rsplit('/')
         .next()
