@@ -7,20 +7,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-pub fn material(name: &str) -> PathBuf {
-    let dir = std::env::var_os("SLM_MATERIAL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/slm-material")
-        });
-    let p = dir.join(name);
-    assert!(
-        p.exists(),
-        "test material {} is missing: run `python3 tools/material.py` first",
-        p.display()
-    );
-    p
-}
+#[path = "../common/mod.rs"]
+mod common;
+pub use common::material;
 
 /// A fresh, empty SLM_HOME.
 pub fn temp_home(tag: &str) -> PathBuf {

@@ -44,7 +44,7 @@ pub fn attend(
         softcap(scores, cap);
     }
     softmax(scores);
-    out.fill(0.0);
     let d = values.dim.min(out.len());
+    out[d..].fill(0.0);
     weighted_rows(scores, values.data, values.stride, &mut out[..d]);
 }
